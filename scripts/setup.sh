@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One-shot set-up on a fresh machine: Debian packages, virtual environment, torch (CPU wheel first),
+# the package with its extras, and the Anny body-model cache. Safe to re-run: finished steps are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${JOTR_VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+export ANNY_CACHE_DIR=${ANNY_CACHE_DIR:-$ROOT/.cache/anny}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# 1. Debian packages: OSMesa for headless rendering (pyrender).
+if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing libosmesa6"
+    (apt-get update -qq || true) >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null
+  else
+    echo "[setup] WARNING: libOSMesa not found and cannot apt-get install it (need root); rendering tests will be skipped"
+  fi
+fi
+
+# 2. Virtual environment.
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+
+# 3. Python packages. torch==2.13.0 first: it takes the local CPU wheel; a bare 'torch' would pull CUDA.
+STAMP="$VENV/.jotr-installed"
+HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
+  echo "[setup] installing torch==2.13.0 and jotr"
+  "$VPY" -m pip install -q --upgrade pip
+  "$VPY" -m pip install -q torch==2.13.0
+  "$VPY" -m pip install -q -e ".[render,onnx,dev]"
+  # pyrender pins PyOpenGL 3.1.0, whose OSMesa binding is incomplete; 3.1.7 works (see docs/dependencies).
+  "$VPY" -m pip install -q PyOpenGL==3.1.7 2>&1 | grep -v "incompatible" || true
+  echo "$HASH" > "$STAMP"
+fi
+
+# 4. Anny cache (about a minute, once): the full mesh and the reduced training rig/topology.
+"$VPY" -m jotr.body.anny_cache

@@ -1,0 +1,246 @@
+"""One frozen configuration tree, loaded from YAML overrides of dataclass defaults.
+
+Sections live next to the code they configure (``jotr.models.config`` etc.); this module composes them into
+:class:`JOTRConfig` and provides the generic machinery:
+
+* :func:`load_config` -- defaults, then YAML files (later wins), then ``--set a.b=value`` overrides;
+* unknown keys are errors (with the list of valid keys), values are type-checked and coerced;
+* :func:`config_to_dict` / :func:`save_config` -- the resolved tree, saved with every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from jotr.errors import InputError
+
+from jotr.body.config import BodyConfig
+from jotr.data.config import DataConfig
+from jotr.engine.config import EvalConfig, TrainConfig
+from jotr.losses.config import LossConfig
+from jotr.models.config import ModelConfig
+
+T = TypeVar("T")
+
+
+class ConfigError(InputError):
+    """A configuration file or override is invalid (unknown key, wrong type, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class JOTRConfig:
+    body: BodyConfig = field(default_factory=BodyConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------------------------- conversion
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type ``tp`` or raise ConfigError naming ``where``."""
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional or tp is Any:
+            return None
+        raise ConfigError(f"{where}: null is not allowed (expected {tp})")
+    if tp is Any:
+        return value
+    if is_dataclass(tp):
+        if is_dataclass(value) and isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
+        return _merge(tp(), value, where)
+    origin = typing.get_origin(tp)
+    if origin in (tuple, Sequence, list, typing.Sequence) or tp in (tuple, list):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item_tp = args[0] if args else Any
+        return tuple(_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping, typing.Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {allowed}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _merge(base: T, updates: Mapping[str, Any], where: str = "") -> T:
+    """Return a copy of dataclass ``base`` with ``updates`` (a nested mapping) applied; unknown keys raise."""
+    hints = typing.get_type_hints(type(base))
+    names = {f.name for f in fields(base)}
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key '{path}'; valid keys here: {sorted(names)}")
+        current = getattr(base, key)
+        tp, _ = _strip_optional(hints[key])
+        if is_dataclass(tp) and isinstance(value, Mapping):
+            changes[key] = _merge(current if current is not None else tp(), value, path)
+        else:
+            changes[key] = _coerce(value, hints[key], path)
+    try:
+        return dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as exc:  # __post_init__ validation
+        raise ConfigError(f"{where or 'config'}: {exc}") from exc
+
+
+def merge_config(cfg: T, updates: Mapping[str, Any]) -> T:
+    """Apply a nested mapping of overrides to a config dataclass (unknown keys are errors)."""
+    return _merge(cfg, updates)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``'model.dec_layers=4'`` -> ``{'model': {'dec_layers': 4}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.path=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return dict(data)
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path, or the name of a shipped config (``paper_main`` -> ``jotr/configs/paper_main.yaml``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = Path(__file__).parent / "configs" / f"{Path(str(name_or_path)).stem}.yaml"
+    if shipped.is_file() and not p.suffix:
+        return shipped
+    if shipped.is_file() and p.name == shipped.name and not p.exists():
+        return shipped
+    raise ConfigError(f"config file not found: {name_or_path} (shipped configs: {', '.join(shipped_configs())})")
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))
+
+
+def load_config(
+    paths: str | Path | Sequence[str | Path] | None = None, overrides: Sequence[str] = ()
+) -> JOTRConfig:
+    """Defaults, then each YAML file in order (a file may name ``base: other.yaml``), then overrides."""
+    cfg = JOTRConfig()
+    if paths is None:
+        paths = []
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    for path in paths:
+        cfg = _apply_file(cfg, resolve_config_path(path), seen=())
+    for text in overrides:
+        cfg = merge_config(cfg, parse_override(text))
+    return cfg
+
+
+def _apply_file(cfg: JOTRConfig, path: Path, seen: tuple[Path, ...]) -> JOTRConfig:
+    if path.resolve() in seen:
+        raise ConfigError(f"config {path} includes itself through 'base'")
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    if base is not None:
+        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+        if not base_path.is_file():
+            base_path = resolve_config_path(base)
+        cfg = _apply_file(cfg, base_path, seen + (path.resolve(),))
+    try:
+        return merge_config(cfg, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """Plain nested dict/list version of a config (YAML/JSON serialisable)."""
+    if is_dataclass(cfg):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
+    if isinstance(cfg, (tuple, list)):
+        return [config_to_dict(v) for v in cfg]
+    if isinstance(cfg, Mapping):
+        return {str(k): config_to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, Path):
+        return str(cfg)
+    return cfg
+
+
+def config_from_dict(data: Mapping[str, Any]) -> JOTRConfig:
+    return merge_config(JOTRConfig(), data)
+
+
+def dump_config(cfg: Any) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    from jotr.utils.io import atomic_write_text
+
+    atomic_write_text(Path(path), dump_config(cfg))

@@ -1,0 +1,39 @@
+"""Data section of the config tree (owned by ``jotr.data``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str  # registry key, e.g. "synthetic", "pw3d", "h36m", "muco", "coco", "crowdpose", "oh3d"
+    root: str = ""  # dataset folder
+    split: str = ""  # e.g. "train", "test", "oc", "pc", "crowd"
+    options: Mapping[str, Any] = field(default_factory=dict)  # reader-specific settings
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    scale_factor: float = 0.25
+    rot_factor: float = 30.0  # degrees (N(0,1) * factor, clipped at 2x)
+    rot_prob: float = 0.6
+    color_factor: float = 0.2
+    flip_prob: float = 0.5
+    bbox_enlarge: tuple[float, float] = (1.0, 1.2)
+    keypoint_noise: bool = True  # PoseFix-style corruption of the input 2D keypoints
+    occluder_prob: float = 0.0  # synthetic occluders pasted on training crops
+    occluder_dir: str | None = None  # optional folder of RGBA object cut-outs
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_3d: tuple[DatasetSpec, ...] = ()
+    train_2d: tuple[DatasetSpec, ...] = ()
+    ratio_3d: float = 0.5  # share of 3D-group samples in the mixed training stream (paper 1:1)
+    val: tuple[DatasetSpec, ...] = ()
+    test: tuple[DatasetSpec, ...] = ()
+    num_workers: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)

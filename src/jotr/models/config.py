@@ -1,0 +1,57 @@
+"""Network section of the config tree (owned by ``jotr.models``). Defaults = the ``paper`` config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
+    backbone_weights: str | None = None  # torchvision / SimpleBaseline .pth file (optional)
+    input_size: int = 256  # square crop, pixels
+    heatmap_size: int = 64  # input-heatmap grid (= stem output resolution, input_size / 4)
+    heatmap_sigma: float = 2.5  # Gaussian sigma in heatmap cells
+    num_input_joints: int = 30  # JOTR's 30-joint input set
+    num_query_joints: int = 15  # JOTR's 15-joint query set
+    joint_mask_prob: float = 0.1  # training-only random dropping of input joints
+    d_model: int = 256
+    nhead: int = 8
+    dropout: float = 0.1
+    enc_layers_2d: int = 2
+    ffn_dim_2d: int = 2048
+    enc_layers_3d: int = 2
+    ffn_dim_3d: int = 1024
+    dec_layers: int = 4  # 1 decoder + 3 refining layers
+    ffn_dim_dec: int = 2048
+    volume_depth: int = 8  # D of the lifted (C, D, H, W) volume
+    depth_exponent_init: float = 3.0
+    depth_exponent_min: float = 1.0
+    depth_exponent_max: float = 20.0
+    pose_head: Literal["rot6d", "vposer"] = "rot6d"
+    vposer_weights: str | None = None  # VPoser v1 snapshot (required when pose_head == "vposer")
+    # Virtual camera: focal length in pixels of a 256-px crop (scaled with input_size), and the metric size
+    # used to turn the predicted gamma into depth (jotr-reference §1.9).
+    focal_256: float = 5000.0
+    camera_3d_size: float = 2.5
+    bbox_3d_size: float = 2.0  # metric depth range (metres) of the unit cube's z axis
+
+    @staticmethod
+    def paper() -> ModelConfig:
+        return ModelConfig()
+
+    @staticmethod
+    def small() -> ModelConfig:
+        """CPU-friendly: ResNet-18 at 128 px, d=128, FFN 256, same topology of the network."""
+        return ModelConfig(
+            backbone="resnet18",
+            input_size=128,
+            heatmap_size=32,
+            heatmap_sigma=1.25,
+            d_model=128,
+            nhead=4,
+            ffn_dim_2d=256,
+            ffn_dim_3d=256,
+            ffn_dim_dec=256,
+        )
