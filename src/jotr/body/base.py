@@ -1,8 +1,10 @@
 """The body-model interface shared by SMPL, Anny and the procedural test model.
 
-Frame: camera axes, metres -- x right, y down, z forward (a person standing upright has the head at -y and faces
--z, i.e. towards the camera, at identity root rotation). Implementations convert their native frame once, here at
-the boundary (Anny is Z-up, SMPL is Y-up).
+Frames: every model's canonical frame is SMPL's -- metres, at identity root rotation the body is upright along +Y,
+faces +Z, and its left side is at +X. The root rotation maps this canonical body into the camera frame (x right,
+y down, z forward), exactly as the datasets' camera-frame root poses do (an upright person facing the camera has a
+root rotation of about R_x(180 deg)). Implementations convert their native frame once, at this boundary (Anny is
+Z-up facing -Y: ``(x, y, z) -> (x, z, -y)``; SMPL needs no conversion).
 
 Pose: rotation matrices for every pose joint, root first, ``(B, J, 3, 3)``, relative to the parent joint (the
 model's kinematic tree). Shape: ``(B, S)`` (SMPL betas; Anny phenotypes in [0, 1]).
@@ -21,7 +23,7 @@ from jotr.body.joint_sets import get_joint_set
 
 @dataclass
 class BodyOutput:
-    vertices: Tensor  # (B, V, 3) camera axes, metres, model origin (not root-relative)
+    vertices: Tensor  # (B, V, 3) metres, rotated by the root rotation, model origin (not root-relative)
     skeleton: Tensor  # (B, K, 3) the model's native joints (SMPL 24 / Anny bone heads), same frame
 
 
@@ -34,6 +36,7 @@ class BodyModel(nn.Module, ABC):
     """
 
     name: str = "body"
+    num_skeleton_joints: int  # K of BodyOutput.skeleton
     num_pose_joints: int  # rotations per body, root included
     num_shape: int  # shape-vector size
     shape_bounds: tuple[float, float] | None = None  # e.g. (0, 1) for Anny phenotypes; None = unbounded
