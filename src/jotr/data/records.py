@@ -38,3 +38,31 @@ class PersonRecord:
     has_fit: bool = False  # pose/shape are trusted as (pseudo-)GT for supervision
     visible_fraction: float = math.nan  # share of the person that is visible, if known
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DatasetReader:
+    """Base of every dataset reader: parse annotation files into ``self.records`` at construction.
+
+    ``spec.root`` is the dataset folder, ``spec.split`` the split, ``spec.options`` reader-specific settings.
+    Malformed or incomplete entries are skipped and counted in ``self.skipped`` (reason -> count) and summarised
+    in one log line; a missing annotation file raises :class:`jotr.errors.InputError` naming the path.
+    Registry: ``jotr.data.datasets.DATASETS`` maps a name to ``"module:Class"``.
+    """
+
+    name: str = "dataset"
+    is_3d: bool = False  # default for its records
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+        self.records: list[PersonRecord] = []
+        self.skipped: dict[str, int] = {}
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
+        return f"{self.name}[{getattr(self.spec, 'split', '')}]: {len(self.records)} persons, skipped {skipped}"
+
+    def __len__(self) -> int:
+        return len(self.records)
