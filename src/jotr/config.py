@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from jotr.errors import InputError
-
 from jotr.body.config import BodyConfig
 from jotr.data.config import DataConfig
 from jotr.engine.config import EvalConfig, TrainConfig
+from jotr.errors import InputError
 from jotr.losses.config import LossConfig
 from jotr.models.config import ModelConfig
 
@@ -71,7 +70,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
-        return _merge(tp(), value, where)
+        return _merge(_instantiate(tp, value, where), value, where)
     origin = typing.get_origin(tp)
     if origin in (tuple, Sequence, list, typing.Sequence) or tp in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
@@ -101,6 +100,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads exponents without a dot, e.g. ``1e-4``, as strings.
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -109,6 +114,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _instantiate(tp: Any, value: Mapping[str, Any], where: str) -> Any:
+    """``tp()``, or for dataclasses with required fields (e.g. DatasetSpec's ``name``) ``tp(required...)``."""
+    required = [f.name for f in fields(tp) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if not required:
+        return tp()
+    missing = [n for n in required if n not in value]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {missing} for {tp.__name__}")
+    hints = typing.get_type_hints(tp)
+    return tp(**{n: _coerce(value[n], hints[n], f"{where}.{n}") for n in required})
 
 
 def _merge(base: T, updates: Mapping[str, Any], where: str = "") -> T:
@@ -180,7 +198,9 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return shipped
     if shipped.is_file() and p.name == shipped.name and not p.exists():
         return shipped
-    raise ConfigError(f"config file not found: {name_or_path} (shipped configs: {', '.join(shipped_configs())})")
+    raise ConfigError(
+        f"config file not found: {name_or_path} (shipped configs: {', '.join(shipped_configs()) or 'none'})"
+    )
 
 
 def shipped_configs() -> list[str]:

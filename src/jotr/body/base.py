@@ -1,10 +1,10 @@
 """The body-model interface shared by SMPL, Anny and the procedural test model.
 
-Frames: every model's canonical frame is SMPL's -- metres, at identity root rotation the body is upright along +Y,
-faces +Z, and its left side is at +X. The root rotation maps this canonical body into the camera frame (x right,
-y down, z forward), exactly as the datasets' camera-frame root poses do (an upright person facing the camera has a
-root rotation of about R_x(180 deg)). Implementations convert their native frame once, at this boundary (Anny is
-Z-up facing -Y: ``(x, y, z) -> (x, z, -y)``; SMPL needs no conversion).
+Frames: every model's canonical frame is SMPL's -- metres, at identity root rotation the body is upright along
++Y, faces +Z, and its left side is at +X. The root rotation maps this canonical body into the camera frame
+(x right, y down, z forward), exactly as the datasets' camera-frame root poses do (an upright person facing
+the camera has a root rotation of about R_x(180 deg)). Implementations convert their native frame once, at
+this boundary (Anny is Z-up facing -Y: ``(x, y, z) -> (x, z, -y)``; SMPL needs no conversion).
 
 Pose: rotation matrices for every pose joint, root first, ``(B, J, 3, 3)``, relative to the parent joint (the
 model's kinematic tree). Shape: ``(B, S)`` (SMPL betas; Anny phenotypes in [0, 1]).
@@ -31,8 +31,8 @@ class BodyModel(nn.Module, ABC):
     """Base class. Subclasses set the attributes below and implement :meth:`forward`.
 
     Joint sets are linear regressors over the concatenation ``[vertices; skeleton]`` of shape
-    ``(K, V + K_native)``, registered as non-persistent buffers ``regressor_<set name>`` so that checkpoints never
-    carry (possibly licensed) body-model arrays.
+    ``(K, V + K_native)``, registered as non-persistent buffers ``regressor_<set name>`` so that checkpoints
+    never carry (possibly licensed) body-model arrays.
     """
 
     name: str = "body"
@@ -77,7 +77,9 @@ class BodyModel(nn.Module, ABC):
         expected = len(get_joint_set(set_name))
         cols = self._num_vertices + self.num_skeleton_joints  # type: ignore[attr-defined]
         if tuple(regressor.shape) != (expected, cols):
-            raise ValueError(f"regressor for {set_name} must be ({expected}, {cols}), got {tuple(regressor.shape)}")
+            raise ValueError(
+                f"regressor for {set_name} must be ({expected}, {cols}), got {tuple(regressor.shape)}"
+            )
         self.register_buffer(f"regressor_{set_name}", regressor.float(), persistent=False)
 
     def joints(self, out: BodyOutput, set_name: str) -> Tensor:
@@ -92,7 +94,8 @@ class BodyModel(nn.Module, ABC):
         B = pose_rotmat.shape[0]
         if pose_rotmat.shape[1:] != (self.num_pose_joints, 3, 3):
             raise ValueError(
-                f"{self.name}: pose must be (B, {self.num_pose_joints}, 3, 3) rotation matrices, got {tuple(pose_rotmat.shape)}"
+                f"{self.name}: pose must be (B, {self.num_pose_joints}, 3, 3) rotation matrices, "
+                f"got {tuple(pose_rotmat.shape)}"
             )
         if shape.shape != (B, self.num_shape):
             raise ValueError(f"{self.name}: shape must be ({B}, {self.num_shape}), got {tuple(shape.shape)}")

@@ -1,6 +1,7 @@
 """Pure metric functions (jotr-reference §4). Inputs in metres, outputs in millimetres.
 
-All functions are batched: ``(B, N, 3)`` in, ``(B,)`` (or ``(B, N)`` per joint) out, no reduction over the batch.
+All functions are batched: ``(B, N, 3)`` in, ``(B,)`` (or ``(B, N)`` per joint) out, no reduction over the
+batch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ H36M_EVAL_14 = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)
 
 def _check(pred: Tensor, gt: Tensor) -> None:
     if pred.shape != gt.shape or pred.dim() != 3 or pred.shape[-1] != 3:
-        raise ValueError(f"expected two (B, N, 3) tensors of the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+        raise ValueError(
+            f"expected two (B, N, 3) tensors of the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
 
 
 def root_relative(joints: Tensor, root_index: int = H36M_ROOT) -> Tensor:
@@ -37,7 +40,10 @@ def mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
 
 
 def similarity_procrustes(pred: Tensor, gt: Tensor) -> Tensor:
-    """Align ``pred`` to ``gt`` with the best scale, rotation and translation (Umeyama). (B, N, 3) -> (B, N, 3)."""
+    """Align ``pred`` to ``gt`` with the best scale, proper rotation and translation (Umeyama).
+
+    (B, N, 3) x2 -> (B, N, 3).
+    """
     _check(pred, gt)
     dtype = pred.dtype
     X, Y = pred.double(), gt.double()

@@ -42,7 +42,7 @@ def box_from_keypoints(kps: np.ndarray, conf: np.ndarray | None = None, threshol
 
 
 def square_box(box_xywh: np.ndarray, scale: float = 1.0, aspect: float = 1.0) -> np.ndarray:
-    """Expand a box to the given aspect ratio (w / h) about its centre, then scale it (official ``process_bbox``)."""
+    """Expand a box to the aspect ratio (w / h) about its centre, then scale it (official process_bbox)."""
     x, y, w, h = np.asarray(box_xywh, dtype=np.float64)
     cx, cy = x + w / 2, y + h / 2
     if w > aspect * h:
@@ -57,8 +57,8 @@ def crop_transform(center: tuple[float, float], size: float, out_size: int, rot_
                    flip: bool = False) -> np.ndarray:
     """(2, 3) affine matrix mapping image pixels to crop pixels.
 
-    The square of side ``size`` centred at ``center`` (rotated by ``rot_deg`` counter-clockwise about the centre and
-    optionally mirrored horizontally) maps onto the ``out_size`` x ``out_size`` crop.
+    The square of side ``size`` centred at ``center`` (rotated by ``rot_deg`` counter-clockwise about the
+    centre and optionally mirrored horizontally) maps onto the ``out_size`` x ``out_size`` crop.
     """
     s = out_size / size
     a = math.radians(rot_deg)

@@ -1,8 +1,8 @@
 """The virtual crop camera of JOTR / 3DCrowdNet (jotr-reference §1.9) and perspective projection.
 
 The network sees a square crop of ``input_size`` pixels. It is treated as the image of a pinhole camera with
-focal length ``focal_256 * input_size / 256`` pixels (5000 for the paper's 256-px crop) and the principal point at
-the crop centre. The camera head predicts (t_x, t_y, gamma); the depth is ``k * sigmoid(gamma)`` with
+focal length ``focal_256 * input_size / 256`` pixels (5000 for the paper's 256-px crop) and the principal
+point at the crop centre. The camera head predicts (t_x, t_y, gamma); the depth is ``k * sigmoid(gamma)`` with
 ``k = sqrt(f_x f_y camera_3d_size^2 / (W H))`` (48.83 m for the paper's numbers).
 """
 
@@ -25,7 +25,8 @@ class VirtualCamera:
 
     @staticmethod
     def for_crop(input_size: int, focal_256: float = 5000.0, camera_3d_size: float = 2.5) -> VirtualCamera:
-        return VirtualCamera(focal=focal_256 * input_size / 256.0, input_size=input_size, camera_3d_size=camera_3d_size)
+        focal = focal_256 * input_size / 256.0
+        return VirtualCamera(focal=focal, input_size=input_size, camera_3d_size=camera_3d_size)
 
     @property
     def princpt(self) -> tuple[float, float]:
@@ -34,7 +35,8 @@ class VirtualCamera:
     @property
     def depth_scale(self) -> float:
         """k = sqrt(f_x f_y s^2 / (W H))."""
-        return math.sqrt(self.focal * self.focal * self.camera_3d_size**2 / (self.input_size * self.input_size))
+        area = self.input_size * self.input_size
+        return math.sqrt(self.focal * self.focal * self.camera_3d_size**2 / area)
 
     def translation(self, cam: Tensor) -> Tensor:
         """(B, 3) head output (t_x, t_y, gamma) -> (B, 3) camera translation in metres."""
@@ -45,7 +47,9 @@ class VirtualCamera:
         return project_points(points_cam, (self.focal, self.focal), self.princpt)
 
 
-def project_points(points_cam: Tensor, focal: tuple[float, float] | Tensor, princpt: tuple[float, float] | Tensor) -> Tensor:
+def project_points(
+    points_cam: Tensor, focal: tuple[float, float] | Tensor, princpt: tuple[float, float] | Tensor
+) -> Tensor:
     """Pinhole projection: ``x = X / (Z + eps) * f + c``. (..., N, 3) -> (..., N, 2).
 
     ``focal`` and ``princpt`` are pairs of floats or tensors broadcastable to (..., 1, 2).

@@ -8,13 +8,13 @@ Spaces (suffixes used throughout the code base):
            The z column (targets only) is root-relative depth mapped to the same grid (jotr-reference §2).
 ``_unit``  unit cube: x, y in [0, 1] over the crop; z in [0, 1] over root-relative depth
            [-bbox_3d_size / 2, +bbox_3d_size / 2] metres. The decoder predicts joints in this space.
-``_grid``  ``torch.nn.functional.grid_sample`` coordinates in [-1, 1], last axis ordered (x, y, z), which index
-           the (W, H, D) axes of an (N, C, D, H, W) volume -- note the reversed order. With
+``_grid``  ``torch.nn.functional.grid_sample`` coordinates in [-1, 1], last axis ordered (x, y, z), which
+           index the (W, H, D) axes of an (N, C, D, H, W) volume -- note the reversed order. With
            ``align_corners=True``, -1 and +1 are the centres of the first and last voxels.
 ``_cam``   camera frame, metres: x right, y down, z forward (root-relative unless stated otherwise).
 
-The depth axis of the lifted volume is warped: voxel slice d (of D) sits at depth ``z = (d / D) ** k`` with the
-learned exponent k (jotr-reference §1.5). The decoder samples the volume at ``2 * z ** k - 1``
+The depth axis of the lifted volume is warped: voxel slice d (of D) sits at depth ``z = (d / D) ** k`` with
+the learned exponent k (jotr-reference §1.5). The decoder samples the volume at ``2 * z ** k - 1``
 (:func:`unit_to_grid` with ``exponent=k``) and the contrastive losses use the same warp.
 """
 
@@ -65,8 +65,8 @@ def unit_to_depth(z_unit: Tensor, bbox_3d_size: float) -> Tensor:
 def unit_to_grid(xyz_unit: Tensor, exponent: Tensor | float | None = None) -> Tensor:
     """(..., 3) unit cube -> (..., 3) grid_sample coordinates (x, y, z) for an (N, C, D, H, W) volume.
 
-    With ``exponent`` (the learned depth exponent k), depth is warped as ``z ** k`` before the mapping, which is
-    how the decoder samples the lifted volume; without it, depth maps linearly.
+    With ``exponent`` (the learned depth exponent k), depth is warped as ``z ** k`` before the mapping, which
+    is how the decoder samples the lifted volume; without it, depth maps linearly.
     """
     xy = xyz_unit[..., :2] * 2.0 - 1.0
     z = xyz_unit[..., 2:3]
@@ -85,7 +85,7 @@ def grid_to_unit(xyz_grid: Tensor, exponent: Tensor | float | None = None) -> Te
 
 
 def grid_to_voxel_index(xyz_grid: Tensor, size_dhw: tuple[int, int, int]) -> Tensor:
-    """(..., 3) grid (x, y, z) -> (..., 3) continuous voxel indices in (d, h, w) order (align_corners=True)."""
+    """(..., 3) grid (x, y, z) -> (..., 3) continuous voxel indices, (d, h, w) order (align_corners=True)."""
     d, h, w = size_dhw
     scale = torch.tensor([w - 1, h - 1, d - 1], dtype=xyz_grid.dtype, device=xyz_grid.device)
     idx_xyz = (xyz_grid + 1.0) / 2.0 * scale

@@ -36,6 +36,27 @@ class ModelConfig:
     focal_256: float = 5000.0
     camera_3d_size: float = 2.5
     bbox_3d_size: float = 2.0  # metric depth range (metres) of the unit cube's z axis
+    # Attention kernel: "sdpa" (torch.nn.functional.scaled_dot_product_attention) or "naive" (explicit softmax,
+    # the plain reference of the benchmarks). Same weights, same results.
+    attention: Literal["sdpa", "naive"] = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.input_size % 32:
+            raise ValueError(f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}")
+        if self.heatmap_size * 4 != self.input_size:
+            raise ValueError(
+                f"model.heatmap_size must be input_size / 4 = {self.input_size // 4} (the stem's output grid), "
+                f"got {self.heatmap_size}"
+            )
+        if self.d_model % self.nhead or self.d_model % 4:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by nhead ({self.nhead}) and by 4")
+        for name in ("enc_layers_2d", "enc_layers_3d", "dec_layers", "volume_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.joint_mask_prob < 1.0:
+            raise ValueError(f"model.joint_mask_prob must be in [0, 1), got {self.joint_mask_prob}")
+        if not 0.0 < self.depth_exponent_min <= self.depth_exponent_max:
+            raise ValueError("model.depth_exponent_min must be > 0 and <= depth_exponent_max")
 
     @staticmethod
     def paper() -> ModelConfig:

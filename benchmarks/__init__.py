@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m benchmarks.<name>``); never run by the tests."""

@@ -1,0 +1,287 @@
+"""``jotr demo IMAGE_OR_DIR_OR_VIDEO --checkpoint CKPT --out DIR [--keypoints FILE]``.
+
+Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, params.json, params.npz (written
+atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4, side.mp4, params.json, params.npz
+(per-frame rows), with optional temporal smoothing (``--smooth``). Keypoints come from ``--keypoints`` (COCO
+results JSON, COCO annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or from the built-in
+MediaPipe detector. The exit status is non-zero when any image (or person) failed; the others are still
+processed."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="an image, a folder of images, or a video file")
+    p.add_argument("--checkpoint", required=True, help="jotr checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--keypoints", help="COCO results/annotation JSON, an OpenPose JSON, or a folder of OpenPose JSONs"
+    )
+    p.add_argument(
+        "--keypoint-format",
+        default=None,
+        choices=["coco17", "openpose18", "body25", "jotr30"],
+        help="format of the keypoints (default: inferred from the joint count)",
+    )
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    p.add_argument(
+        "--focal",
+        type=float,
+        default=None,
+        help="focal length of the input images in px (default sqrt(W^2 + H^2))",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for loading the checkpoint (e.g. body.smpl_model_path=...)",
+    )
+    p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
+    p.add_argument("--no-meshes", action="store_true", help="skip .obj/.ply files")
+    p.add_argument(
+        "--smooth",
+        default="one-euro",
+        choices=["none", "one-euro", "ema"],
+        help="temporal smoothing of the parameters for videos (default one-euro)",
+    )
+    p.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+
+
+def _list_inputs(path: Path) -> list[Path]:
+    from jotr.errors import InputError
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if not files:
+            raise InputError(f"no images or videos in {path}")
+        return files
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    return [path]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from jotr.inference.predictor import JOTRPredictor
+
+    inputs = _list_inputs(Path(args.input))
+    people_source = make_people_source(args.keypoints, args.keypoint_format)
+    predictor = JOTRPredictor.from_checkpoint(args.checkpoint, device=args.device, overrides=args.overrides)
+    visualizer = None
+    if not args.no_render:
+        from jotr.viz.overlay import MeshVisualizer
+
+        visualizer = MeshVisualizer()
+    out = Path(args.out)
+    failures: list[str] = []
+    try:
+        for path in tqdm(inputs, desc="demo", unit="file", disable=len(inputs) < 2 or None):
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                failures += process_video(path, predictor, people_source, out, visualizer, args)
+            else:
+                failures += process_image(path, predictor, people_source, out, visualizer, args)
+    finally:
+        if visualizer is not None:
+            visualizer.close()
+    done = len(inputs) - len({f.split(":")[0] for f in failures})
+    print(f"jotr demo: {done}/{len(inputs)} inputs fully processed; outputs in {out}")
+    for f in failures:
+        print(f"  failed: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+class PeopleSource:
+    """Where the people of an image come from: a keypoint file/folder, or the MediaPipe detector."""
+
+    def __init__(self, keypoints: str | None, fmt: str | None) -> None:
+        from jotr.inference.keypoints import KeypointSource
+
+        self.source = KeypointSource(keypoints, fmt) if keypoints else None
+        self.detector = None
+        if self.source is None:
+            from jotr.inference.detector import MediaPipeDetector
+
+            self.detector = MediaPipeDetector()
+
+    def people(self, image_rgb: np.ndarray, lookup: Path, name: str):
+        from jotr.errors import InputError
+        from jotr.inference.predictor import PersonInput
+
+        if self.source is not None:
+            found = self.source.for_image(lookup)
+            if found is None:
+                raise InputError(f"{name}: no keypoints for it in {self.source.path}")
+            return [
+                PersonInput(keypoints=p.keypoints, keypoint_format=p.fmt, box_xywh=p.box_xywh) for p in found
+            ]
+        dets = self.detector.detect(image_rgb, name)
+        if not dets:
+            raise InputError(f"{name}: the MediaPipe detector found nobody (pass keypoints with --keypoints)")
+        return [PersonInput(keypoints=d.keypoints, keypoint_format="jotr30") for d in dets]
+
+
+def make_people_source(keypoints: str | None, fmt: str | None) -> PeopleSource:
+    return PeopleSource(keypoints, fmt)
+
+
+def process_image(path: Path, predictor, source: PeopleSource, out: Path, visualizer, args) -> list[str]:
+    """Run one image; returns failure messages (empty if everything worked)."""
+    from jotr.errors import InputError
+    from jotr.inference.export import save_image_outputs
+    from jotr.inference.predictor import load_image
+
+    try:
+        image = load_image(path)
+        people = source.people(image, path, str(path))
+        results = predictor.predict(image, people, focal=args.focal, name=str(path))
+        save_image_outputs(
+            out / path.stem,
+            image,
+            results,
+            predictor.faces,
+            image_name=str(path),
+            body_model=predictor.cfg.body.kind,
+            visualizer=visualizer,
+            meshes=not args.no_meshes,
+        )
+    except InputError as exc:
+        logger.error("%s", exc)
+        return [f"{path}: {exc}"]
+    return [f"{path}: {r.error}" for r in results if not r.ok]
+
+
+def process_video(path: Path, predictor, source: PeopleSource, out: Path, visualizer, args) -> list[str]:
+    """Frame by frame; people tracked and their parameters smoothed (``--smooth``); outputs staged then
+    renamed."""
+    import cv2
+    import torch
+    from tqdm import tqdm
+
+    from jotr.errors import InputError
+    from jotr.inference.export import results_to_arrays, staged_dir, write_json, write_npz
+    from jotr.inference.smoothing import ParameterSmoother
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        return [f"{path}: cannot open the video"]
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+    if args.max_frames is not None:
+        total = min(total or args.max_frames, args.max_frames)
+    smoother = ParameterSmoother(args.smooth, fps=fps) if args.smooth != "none" else None
+    failures: list[str] = []
+    rows: dict[str, list[np.ndarray]] = {}
+    frames_json = []
+    faces = predictor.faces
+    try:
+        with staged_dir(out / path.stem) as tmp:
+            writers: dict[str, cv2.VideoWriter] = {}
+            for idx in tqdm(range(total) if total else itertools.count(), desc=path.name, unit="frame"):
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                name = f"{path}:frame {idx}"
+                try:
+                    people = source.people(rgb, Path(f"{path.stem}_{idx:012d}.png"), name)
+                    results = predictor.predict(rgb, people, focal=args.focal, name=name)
+                except InputError as exc:
+                    failures.append(f"{path}: frame {idx}: {exc}")
+                    results = []
+                failures += [f"{path}: frame {idx}: {r.error}" for r in results if not r.ok]
+                good = [r for r in results if r.ok]
+                track_ids = np.arange(len(good))
+                if smoother is not None and good:
+                    pose, shape, trans, track_ids = smoother.update(
+                        idx,
+                        np.stack([r.box_xywh for r in good]),
+                        np.stack([r.pose_rotmat for r in good]),
+                        np.stack([r.shape for r in good]),
+                        np.stack([r.translation for r in good]),
+                    )
+                    verts, joints = predictor.body_in_camera(
+                        torch.from_numpy(pose), torch.from_numpy(shape), torch.from_numpy(trans)
+                    )
+                    for k, r in enumerate(good):
+                        r.pose_rotmat, r.shape, r.translation = pose[k], shape[k], trans[k]
+                        r.vertices, r.joints = verts[k].cpu().numpy(), joints[k].cpu().numpy()
+                        r.joints_img = _project(r.joints, r.focal, r.princpt)
+                arrays = results_to_arrays(good)
+                arrays["frame"] = np.full(len(good), idx, np.int64)
+                arrays["track_id"] = np.asarray(track_ids, np.int64)
+                arrays.pop("vertices")
+                for key, value in arrays.items():
+                    if len(good):
+                        rows.setdefault(key, []).append(value)
+                frames_json.append(
+                    {"frame": idx, "people": len(good), "track_ids": np.asarray(track_ids).tolist()}
+                )
+                if visualizer is not None:
+                    from jotr.viz.overlay import person_color
+
+                    H, W = rgb.shape[:2]
+                    focal = good[0].focal if good else (1.0, 1.0)
+                    princpt = good[0].princpt if good else (W / 2.0, H / 2.0)
+                    ov = visualizer.render(
+                        rgb,
+                        [(r.vertices, faces) for r in good],
+                        focal,
+                        princpt,
+                        colors=[person_color(int(t)) for t in track_ids],
+                    )
+                    for key, img in (("overlay", ov.image), ("side", ov.side)):
+                        if key not in writers:
+                            writers[key] = cv2.VideoWriter(
+                                str(tmp / f"{key}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H)
+                            )
+                        writers[key].write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            for w in writers.values():
+                w.release()
+            stacked = {k: np.concatenate(v) for k, v in rows.items()}
+            stacked["faces"] = np.asarray(faces, np.int64)
+            write_npz(tmp / "params.npz", stacked)
+            write_json(
+                tmp / "params.json",
+                {
+                    "video": str(path),
+                    "fps": fps,
+                    "smoothing": args.smooth,
+                    "body_model": predictor.cfg.body.kind,
+                    "frames": frames_json,
+                },
+            )
+            if not frames_json:
+                raise InputError(f"{path}: no frame could be read")
+    except InputError as exc:
+        return failures + [f"{path}: {exc}"]
+    finally:
+        cap.release()
+    return failures
+
+
+def _project(joints: np.ndarray, focal, princpt) -> np.ndarray:
+    from jotr.geometry.camera import project_points
+
+    return project_points(torch_tensor(joints), tuple(focal), tuple(princpt)).numpy()
+
+
+def torch_tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.asarray(a, np.float32))

@@ -1,0 +1,396 @@
+"""Evaluation: MPJPE / PA-MPJPE / PVE per dataset, per joint and per visible fraction (jotr-reference §4).
+
+Protocol:
+
+* predicted mesh = the body model (neutral) posed with the network's pose and shape; ground-truth mesh =
+  the body model posed with the sample's GT parameters, with the sample's gender for SMPL (a gendered SMPL
+  body via ``build_body_model(cfg.body, gender=...)``); Anny's gender is one of its shape phenotypes;
+* MPJPE: the 17 H36M joints regressed from each mesh, made relative to the H36M pelvis, 14 evaluation joints,
+  mean Euclidean error in mm; PA-MPJPE: the same after similarity Procrustes; PVE: mean vertex error after
+  subtracting each mesh's own (body-model-regressed) pelvis, no alignment;
+* samples without GT body parameters (``targets.has_fit == 0``) are skipped and counted;
+* distributed: each rank evaluates a strided shard (no padding) and the per-sample results are gathered, so
+  every sample counts exactly once (the official DistributedSampler padded the test set, B10).
+
+:func:`evaluate` is the library entry point behind ``jotr eval``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import roma
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from jotr.body.joint_sets import H36M17, H36M_EVAL_14, H36M_ROOT, JOTR30
+from jotr.engine import distributed as jd
+from jotr.engine.checkpoint import unwrap_model
+from jotr.errors import InputError
+from jotr.evaluation import metrics as M
+
+logger = logging.getLogger(__name__)
+
+EVAL_JOINT_NAMES: tuple[str, ...] = tuple(H36M17.names[i] for i in H36M_EVAL_14)
+PELVIS_30 = JOTR30.index("Pelvis")
+
+
+@dataclass
+class SampleErrors:
+    """Per-sample results of one dataset (N = evaluated samples)."""
+
+    index: np.ndarray  # (N,) int, position in the dataset
+    sample_id: list[str]  # (N,)
+    mpjpe: np.ndarray  # (N,) mm
+    pa_mpjpe: np.ndarray  # (N,) mm
+    pve: np.ndarray  # (N,) mm
+    joint_err: np.ndarray  # (N, 14) mm, per evaluation joint, root-relative, no alignment
+    joint_err_pa: np.ndarray  # (N, 14) mm, after Procrustes
+    visible_fraction: np.ndarray  # (N,) in [0, 1], NaN = unknown
+
+    @staticmethod
+    def concat(parts: Sequence[SampleErrors]) -> SampleErrors:
+        parts = [p for p in parts if len(p.index)]
+        if not parts:
+            return SampleErrors.empty()
+        out = SampleErrors(
+            index=np.concatenate([p.index for p in parts]),
+            sample_id=[s for p in parts for s in p.sample_id],
+            mpjpe=np.concatenate([p.mpjpe for p in parts]),
+            pa_mpjpe=np.concatenate([p.pa_mpjpe for p in parts]),
+            pve=np.concatenate([p.pve for p in parts]),
+            joint_err=np.concatenate([p.joint_err for p in parts]),
+            joint_err_pa=np.concatenate([p.joint_err_pa for p in parts]),
+            visible_fraction=np.concatenate([p.visible_fraction for p in parts]),
+        )
+        order = np.argsort(out.index, kind="stable")
+        return out.select(order)
+
+    @staticmethod
+    def empty() -> SampleErrors:
+        z = np.zeros((0,))
+        return SampleErrors(
+            np.zeros((0,), dtype=np.int64), [], z, z, z, np.zeros((0, 14)), np.zeros((0, 14)), z
+        )
+
+    def select(self, idx: np.ndarray) -> SampleErrors:
+        return SampleErrors(
+            index=self.index[idx],
+            sample_id=[self.sample_id[i] for i in idx],
+            mpjpe=self.mpjpe[idx],
+            pa_mpjpe=self.pa_mpjpe[idx],
+            pve=self.pve[idx],
+            joint_err=self.joint_err[idx],
+            joint_err_pa=self.joint_err_pa[idx],
+            visible_fraction=self.visible_fraction[idx],
+        )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass
+class VisibilityBin:
+    low: float  # visible fraction, inclusive
+    high: float  # exclusive (inclusive for the last bin)
+    count: int
+    mpjpe: float  # mm (NaN when empty)
+    pa_mpjpe: float
+    pve: float
+
+
+@dataclass
+class DatasetMetrics:
+    label: str  # "name/split"
+    num_samples: int  # samples evaluated (each exactly once)
+    num_skipped: int  # samples without GT body parameters
+    mpjpe: float  # mm
+    pa_mpjpe: float  # mm
+    pve: float  # mm
+    per_joint_mpjpe: dict[str, float]  # 14 evaluation joints, mm
+    per_joint_pa_mpjpe: dict[str, float]
+    by_visibility: list[VisibilityBin]
+    samples: SampleErrors | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly dict (no per-sample arrays)."""
+        return {
+            "dataset": self.label,
+            "num_samples": self.num_samples,
+            "num_skipped": self.num_skipped,
+            "mpjpe": self.mpjpe,
+            "pa_mpjpe": self.pa_mpjpe,
+            "pve": self.pve,
+            "per_joint_mpjpe": self.per_joint_mpjpe,
+            "per_joint_pa_mpjpe": self.per_joint_pa_mpjpe,
+            "by_visibility": [vars(b) for b in self.by_visibility],
+        }
+
+
+@dataclass
+class EvalResult:
+    datasets: dict[str, DatasetMetrics]  # label -> metrics
+    checkpoint: str | None = None
+    step: int | None = None  # training step of the checkpoint
+    files: dict[str, Path] = field(default_factory=dict)  # what was written (JSON, CSV, PNG)
+
+    def table(self) -> str:
+        from jotr.evaluation.report import format_table
+
+        return format_table(self)
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else math.nan
+
+
+def summarise(label: str, samples: SampleErrors, skipped: int, bins: Sequence[float]) -> DatasetMetrics:
+    """Dataset-level metrics from per-sample errors."""
+    by_vis = []
+    edges = list(bins)
+    vis = samples.visible_fraction
+    for k in range(len(edges) - 1):
+        lo, hi = edges[k], edges[k + 1]
+        last = k == len(edges) - 2
+        sel = (vis >= lo) & ((vis <= hi) if last else (vis < hi))
+        by_vis.append(
+            VisibilityBin(
+                lo,
+                hi,
+                int(sel.sum()),
+                _mean(samples.mpjpe[sel]),
+                _mean(samples.pa_mpjpe[sel]),
+                _mean(samples.pve[sel]),
+            )
+        )
+    per_joint = samples.joint_err.mean(0) if len(samples) else np.full(14, math.nan)
+    per_joint_pa = samples.joint_err_pa.mean(0) if len(samples) else np.full(14, math.nan)
+    return DatasetMetrics(
+        label=label,
+        num_samples=len(samples),
+        num_skipped=skipped,
+        mpjpe=_mean(samples.mpjpe),
+        pa_mpjpe=_mean(samples.pa_mpjpe),
+        pve=_mean(samples.pve),
+        per_joint_mpjpe={n: float(v) for n, v in zip(EVAL_JOINT_NAMES, per_joint)},
+        per_joint_pa_mpjpe={n: float(v) for n, v in zip(EVAL_JOINT_NAMES, per_joint_pa)},
+        by_visibility=by_vis,
+        samples=samples,
+    )
+
+
+class Evaluator:
+    """Computes the metrics of a model on datasets. Every rank of a process group calls the same methods."""
+
+    def __init__(self, cfg, device: torch.device | str | None = None, collate_fn=None) -> None:
+        self.cfg = cfg
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._gt_bodies: dict[str, nn.Module] = {}
+        if collate_fn is None:
+            from jotr.data.dataset import collate as collate_fn
+        self.collate_fn = collate_fn
+
+    def gt_body(self, gender: str, fallback: nn.Module) -> nn.Module:
+        """Body model for GT meshes: gendered SMPL, or the prediction's model for Anny / toy."""
+        if self.cfg.body.kind != "smpl":
+            return fallback
+        gender = gender if gender in ("male", "female", "neutral") else "neutral"
+        if gender not in self._gt_bodies:
+            from jotr.body import build_body_model
+
+            self._gt_bodies[gender] = build_body_model(self.cfg.body, gender=gender).to(self.device).eval()
+        return self._gt_bodies[gender]
+
+    @torch.no_grad()
+    def batch_errors(self, model: nn.Module, batch) -> tuple[SampleErrors, int]:
+        """Errors of one batch (samples with GT parameters) and the number skipped."""
+        net = unwrap_model(model)
+        body = net.body
+        out = net(batch.inputs)
+        t = batch.targets
+        keep = t.has_fit > 0.5
+        n_skip = int((~keep).sum())
+        idx = keep.nonzero().flatten()
+        if len(idx) == 0:
+            return SampleErrors.empty(), n_skip
+        if t.pose_aa.shape[1] != body.num_pose_joints or t.shape.shape[1] != body.num_shape:
+            raise InputError(
+                f"dataset GT parameters ({t.pose_aa.shape[1]} pose joints, {t.shape.shape[1]} shape values) "
+                f"do not belong to the model's body ({body.name}: {body.num_pose_joints} joints, "
+                f"{body.num_shape} shape values); evaluate with the body model the dataset was made with "
+                "(body.kind)"
+            )
+        pred = body(out.pose_rotmat[idx].float(), out.shape[idx].float())
+        pred_h36m = body.joints(pred, "h36m17")
+        pred_pelvis = body.joints(pred, "jotr30")[:, PELVIS_30]
+        gt_rot = roma.rotvec_to_rotmat(t.pose_aa[idx].float())
+        gt_shape = t.shape[idx].float()
+        genders = [batch.meta.gender[i] if i < len(batch.meta.gender) else "neutral" for i in idx.tolist()]
+        gt_verts = torch.empty_like(pred.vertices)
+        gt_h36m = torch.empty_like(pred_h36m)
+        gt_pelvis = torch.empty_like(pred_pelvis)
+        for g in sorted(set(genders)):
+            sel = torch.tensor([x == g for x in genders], device=idx.device)
+            gb = self.gt_body(g, body)
+            gout = gb(gt_rot[sel], gt_shape[sel])
+            gt_verts[sel] = gout.vertices
+            gt_h36m[sel] = gb.joints(gout, "h36m17")
+            gt_pelvis[sel] = gb.joints(gout, "jotr30")[:, PELVIS_30]
+        p14 = M.root_relative(pred_h36m, H36M_ROOT)[:, list(H36M_EVAL_14)]
+        g14 = M.root_relative(gt_h36m, H36M_ROOT)[:, list(H36M_EVAL_14)]
+        joint_err = M.per_joint_error(p14, g14)
+        joint_err_pa = M.per_joint_error(M.similarity_procrustes(p14, g14), g14)
+        vis = batch.meta.visible_fraction[idx].float()
+        ids = [batch.meta.sample_id[i] for i in idx.tolist()]
+        res = SampleErrors(
+            index=idx.cpu().numpy(),  # batch positions; the caller maps them to dataset indices
+            sample_id=ids,
+            mpjpe=joint_err.mean(-1).cpu().double().numpy(),
+            pa_mpjpe=joint_err_pa.mean(-1).cpu().double().numpy(),
+            pve=M.pve(pred.vertices, gt_verts, pred_pelvis, gt_pelvis).cpu().double().numpy(),
+            joint_err=joint_err.cpu().double().numpy(),
+            joint_err_pa=joint_err_pa.cpu().double().numpy(),
+            visible_fraction=vis.cpu().double().numpy(),
+        )
+        return res, n_skip
+
+    def evaluate_dataset(self, model: nn.Module, dataset: Dataset, label: str) -> DatasetMetrics:
+        """Metrics of ``model`` on ``dataset`` (sharded over ranks without padding, results gathered)."""
+        net = unwrap_model(model)
+        was_training = net.training
+        net.eval()
+        rank, world = jd.get_rank(), jd.get_world_size()
+        shard = list(jd.shard_indices(len(dataset), rank, world))
+        loader = DataLoader(
+            Subset(dataset, shard),
+            batch_size=self.cfg.eval.batch_size,
+            shuffle=False,
+            num_workers=self.cfg.eval.num_workers,
+            collate_fn=self.collate_fn,
+            generator=torch.Generator().manual_seed(0),  # never draw on the global RNG
+        )
+        parts, skipped, offset = [], 0, 0
+        try:
+            for batch in loader:
+                n = len(batch)
+                batch = batch.to(self.device)
+                res, n_skip = self.batch_errors(net, batch)
+                res.index = np.asarray([shard[offset + int(i)] for i in res.index], dtype=np.int64)
+                parts.append(res)
+                skipped += n_skip
+                offset += n
+        finally:
+            net.train(was_training)
+        local = SampleErrors.concat(parts)
+        gathered = jd.all_gather_objects((local, skipped))
+        samples = SampleErrors.concat([g[0] for g in gathered])
+        total_skipped = sum(g[1] for g in gathered)
+        if len(np.unique(samples.index)) != len(samples.index):
+            raise RuntimeError(f"{label}: a sample was evaluated twice")
+        metrics = summarise(label, samples, total_skipped, self.cfg.eval.visibility_bins)
+        if total_skipped:
+            logger.warning("%s: %d sample(s) without GT body parameters were skipped", label, total_skipped)
+        return metrics
+
+
+def parse_dataset_arg(text: str, cfg) -> Any:
+    """``--dataset`` value -> DatasetSpec.
+
+    ``NAME`` or ``NAME:SPLIT`` selects a configured test (or validation) dataset; ``NAME:SPLIT=ROOT`` (or
+    ``NAME=ROOT``) defines one.
+    """
+    from jotr.data.config import DatasetSpec
+
+    key, _, root = text.partition("=")
+    name, _, split = key.partition(":")
+    name, split, root = name.strip(), split.strip(), root.strip()
+    if not name:
+        raise InputError(f"--dataset {text!r}: empty dataset name (expected NAME[:SPLIT][=ROOT])")
+    if root:
+        return DatasetSpec(name=name, root=root, split=split)
+    configured = tuple(cfg.data.test) + tuple(cfg.data.val)
+    candidates = [s for s in configured if s.name == name and (not split or s.split == split)]
+    if not candidates:
+        known = ", ".join(f"{s.name}:{s.split}" for s in configured) or "none"
+        raise InputError(
+            f"--dataset {text!r} is not in the config's data.test / data.val ({known}); "
+            "use NAME:SPLIT=ROOT to name a folder"
+        )
+    return candidates[0]
+
+
+def evaluate(
+    cfg,
+    checkpoint: str | Path,
+    datasets: Sequence[Any] | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    write: bool = True,
+    dataset_objects: Mapping[str, Dataset] | None = None,
+) -> EvalResult:
+    """Evaluate a checkpoint on datasets and write the report (rank 0).
+
+    ``cfg`` supplies data, body-model files and evaluation settings; the network architecture always comes
+    from the checkpoint (``cfg.model`` is replaced by the stored one). ``datasets``: DatasetSpecs or
+    ``--dataset`` strings (default ``cfg.data.test``). ``dataset_objects`` evaluates ready-made datasets
+    (label -> Dataset).
+    Files (``out_dir``, default ``cfg.eval.out_dir``): ``metrics.json``, ``metrics.csv``, ``per_joint.csv``,
+    ``by_visibility.csv``, ``per_sample_<dataset>.csv``, ``error_vs_visibility.png``, ``per_joint.png``.
+    """
+    import dataclasses
+
+    from jotr.engine.checkpoint import checkpoint_config, load_checkpoint, load_state_strict
+    from jotr.evaluation.report import write_report
+    from jotr.models import build_model
+
+    info = jd.setup(cfg.train.device)
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        stored = checkpoint_config(ckpt, source=str(checkpoint))
+        if stored.model != cfg.model:
+            logger.info("using the network architecture stored in %s", checkpoint)
+        if stored.body.kind != cfg.body.kind:
+            raise InputError(
+                f"checkpoint {checkpoint} was trained with body.kind={stored.body.kind!r} but the config "
+                f"says {cfg.body.kind!r}"
+            )
+        cfg = dataclasses.replace(cfg, model=stored.model)
+        model = build_model(cfg, pretrained=False)
+        load_state_strict(model, ckpt["model"], source=f"checkpoint {checkpoint}")
+        model.to(info.device).eval()
+
+        objects: dict[str, Dataset] = dict(dataset_objects or {})
+        if not objects:
+            from jotr.body import build_body_model
+            from jotr.data.dataset import build_dataset
+            from jotr.engine.trainer import dataset_label
+
+            specs = [parse_dataset_arg(d, cfg) if isinstance(d, str) else d for d in (datasets or ())]
+            if not specs:
+                specs = list(cfg.data.test)
+            if not specs:
+                raise InputError("no datasets to evaluate: give --dataset or set data.test in the config")
+            data_body = build_body_model(cfg.body).eval()
+            for spec in specs:
+                objects[dataset_label(spec)] = build_dataset(
+                    spec, cfg, train=False, body_models={data_body.name: data_body}
+                )
+        evaluator = Evaluator(cfg, device=info.device)
+        results = {label: evaluator.evaluate_dataset(model, ds, label) for label, ds in objects.items()}
+        result = EvalResult(datasets=results, checkpoint=str(checkpoint), step=int(ckpt.get("step", 0)))
+        if write and info.is_main:
+            result.files = write_report(
+                result,
+                Path(out_dir if out_dir is not None else cfg.eval.out_dir),
+                save_per_sample=cfg.eval.save_per_sample,
+            )
+        return result
+    finally:
+        jd.cleanup(info)

@@ -1,0 +1,421 @@
+"""``JOTRPredictor``: an image and its people (boxes and/or 2D keypoints) -> meshes in the original camera.
+
+Preprocessing follows the official test protocol (jotr-reference §4): the box comes from the valid input
+keypoints (confidence > 0.05) enlarged x1.2 -- or from the given box when a person has fewer than two valid
+keypoints --, then is made square (aspect 1:1) and enlarged x1.1; the crop is resampled to
+``cfg.model.input_size`` pixels, RGB in [0, 1]; keypoints go image px -> crop px -> heatmap cells, valid =
+confidence > 0.05 and inside the crop. All people of one image run through the network in ONE batch.
+
+Camera conversion (crop camera -> original image camera). The network predicts the body in a *virtual crop
+camera*: focal ``f_v`` crop pixels (``VirtualCamera``), principal point at the crop centre, translation ``t``.
+The crop is an axis-aligned square of side ``s`` image pixels centred at ``(b_x, b_y)`` resampled to ``S``
+pixels, so that camera is the same as an original-image camera with focal ``f_c = f_v * s / S`` and principal
+point ``(b_x, b_y)``. Let ``P = r + t`` be the pelvis in the virtual camera (``r`` = pelvis of the posed body
+model before root subtraction). With the original image's intrinsics ``(f_x, f_y, c_x, c_y)`` the pelvis is
+placed at
+
+    Z' = P_z * sqrt(f_x f_y) / f_c                      (same apparent size)
+    X' = (f_c P_x / P_z + b_x - c_x) * Z' / f_x         (same pixel as in the crop)
+    Y' = (f_c P_y / P_z + b_y - c_y) * Z' / f_y
+
+and the root-relative mesh is translated by ``(X', Y', Z')``. The pelvis then projects exactly where the crop
+camera put it, and every other point up to the (small) perspective difference of a body of depth extent << Z'.
+When the intrinsics are unknown the default is ``f_x = f_y = sqrt(W^2 + H^2)`` (a ~53 deg diagonal field of
+view, as CLIFF uses) and the image centre; pass ``focal=`` / ``princpt=`` to override."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from jotr.errors import InputError
+from jotr.geometry.boxes import apply_affine, box_from_keypoints, crop_transform, invert_affine, square_box
+from jotr.geometry.camera import VirtualCamera, project_points
+from jotr.geometry.coords import px_to_hm
+from jotr.geometry.rotations import rotmat_to_aa
+from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, to_jotr30
+from jotr.structures import Inputs
+
+logger = logging.getLogger(__name__)
+
+KEYPOINT_BOX_EXTEND = 1.2  # tight box of the valid keypoints, enlarged (official test protocol)
+CROP_BOX_SCALE = 1.1  # square box enlargement before cropping (official test protocol)
+
+
+@dataclass
+class PersonInput:
+    """One person to reconstruct: keypoints and/or a box, in original image pixels."""
+
+    keypoints: np.ndarray | None = None  # (K, 3) x, y image px, confidence (K = 17, 18, 25 or 30)
+    keypoint_format: str | None = (
+        None  # "coco17" | "openpose18" | "body25" | "jotr30"; None = inferred from K
+    )
+    box_xywh: np.ndarray | None = None  # (4,) x, y, w, h image px (used when < 2 keypoints are valid)
+
+
+@dataclass
+class PersonResult:
+    """The reconstruction of one person. Array fields are None when ``error`` is set."""
+
+    index: int  # position of the person in the input list
+    error: str | None = None  # why this person failed (input problem), else None
+    box_xywh: np.ndarray | None = None  # (4,) square crop box, image px
+    crop_to_img: np.ndarray | None = None  # (2, 3) affine: crop px -> image px
+    pose_rotmat: np.ndarray | None = (
+        None  # (J, 3, 3) local joint rotations, root first (root in camera frame)
+    )
+    pose_aa: np.ndarray | None = None  # (J, 3) the same as axis-angle
+    shape: np.ndarray | None = None  # (S,) body shape (SMPL betas / Anny phenotypes)
+    cam_t_crop: np.ndarray | None = None  # (3,) translation in the virtual crop camera, metres
+    translation: np.ndarray | None = None  # (3,) pelvis position in the original camera frame, metres
+    vertices: np.ndarray | None = None  # (V, 3) original camera frame, metres (x right, y down, z forward)
+    joints: np.ndarray | None = None  # (30, 3) jotr30 joints, original camera frame, metres
+    joints_img: np.ndarray | None = None  # (30, 2) projection of ``joints``, image px
+    keypoints_jotr30: np.ndarray | None = (
+        None  # (30, 3) the input keypoints in jotr30 order (x, y img px, conf)
+    )
+    focal: tuple[float, float] | None = None  # intrinsics used for the original image, px
+    princpt: tuple[float, float] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Prepared:
+    crop: np.ndarray  # (S, S, 3) float32 RGB [0, 1]
+    keypoints_hm: np.ndarray  # (30, 2) heatmap cells
+    valid: np.ndarray  # (30,) float32
+    box: np.ndarray  # (4,) square box xywh image px
+    img_to_crop: np.ndarray  # (2, 3)
+    keypoints30: np.ndarray  # (30, 3) image px + conf
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; InputError naming the file if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise InputError(f"cannot read image {path}: not a valid image file (corrupt or unsupported format)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def as_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """(H, W, 3) uint8 [0, 255] or float [0, 1] RGB (also gray / RGBA) -> (H, W, 3) float32 [0, 1]."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] < 2 or img.shape[1] < 2:
+        raise InputError(f"{name}: expected an (H, W, 3) RGB image, got shape {img.shape}")
+    img = img[..., :3]
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    img = img.astype(np.float32)
+    if not np.isfinite(img).all():
+        raise InputError(f"{name}: image contains NaN/inf")
+    if img.min() < 0.0 or img.max() > 1.0:
+        raise InputError(
+            f"{name}: float images must be RGB in [0, 1] (got range {img.min():.3g}..{img.max():.3g})"
+        )
+    return img
+
+
+def default_intrinsics(width: int, height: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Focal ``sqrt(W^2 + H^2)`` px (both axes) and the image centre."""
+    f = math.hypot(width, height)
+    return (f, f), (width / 2.0, height / 2.0)
+
+
+def crop_camera_to_image(
+    root_crop: torch.Tensor,
+    box_xywh: torch.Tensor,
+    crop_focal: float,
+    crop_size: int,
+    focal: torch.Tensor,
+    princpt: torch.Tensor,
+) -> torch.Tensor:
+    """(B, 3) pelvis in the virtual crop camera -> (B, 3) pelvis in the original camera (formula in module
+       doc).
+
+    ``box_xywh`` (B, 4) square crop boxes in image px; ``focal``/``princpt`` (B, 2) original intrinsics."""
+    f_c = crop_focal * box_xywh[:, 2] / crop_size  # (B,) focal of the crop camera in image px
+    centre = box_xywh[:, :2] + box_xywh[:, 2:4] / 2.0  # (B, 2)
+    z = root_crop[:, 2].clamp(min=1e-6)
+    z_img = z * torch.sqrt(focal[:, 0] * focal[:, 1]) / f_c
+    u = f_c[:, None] * root_crop[:, :2] / z[:, None] + centre  # (B, 2) image px of the pelvis
+    xy = (u - princpt) * z_img[:, None] / focal
+    return torch.cat([xy, z_img[:, None]], dim=1)
+
+
+class JOTRPredictor:
+    """Batched JOTR inference on full images.
+
+    >>> predictor = JOTRPredictor.from_checkpoint("demo_small.pt")
+    >>> results = predictor.predict(image_rgb, [PersonInput(keypoints=coco17_kps)])
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        cfg: Any,
+        *,
+        full_mesh: bool = True,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.model = model.eval()
+        if device is not None:
+            self.model.to(torch.device(device))
+        mc = cfg.model
+        self.input_size = int(mc.input_size)
+        self.heatmap_size = int(mc.heatmap_size)
+        self.crop_camera = VirtualCamera.for_crop(self.input_size, mc.focal_256, mc.camera_3d_size)
+        self.full_mesh = full_mesh
+        self._mesh_body: torch.nn.Module | None = None
+        self._body: torch.nn.Module | None = None
+
+    # ------------------------------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        *,
+        overrides: Sequence[str] = (),
+        full_mesh: bool = True,
+    ) -> JOTRPredictor:
+        """Load a jotr checkpoint (strict). ``device`` None = CUDA when available, else CPU."""
+        from jotr.engine.checkpoint import load_model
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, cfg = load_model(path, device=device, overrides=overrides)
+        return cls(model, cfg, full_mesh=full_mesh)
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.model.parameters():
+            return p.device
+        for b in self.model.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    @property
+    def body(self) -> torch.nn.Module:
+        """The network's body model (the one its parameters are trained for)."""
+        body = getattr(self.model, "body", None)
+        if body is not None:
+            return body
+        if self._body is None:
+            from jotr.body import build_body_model
+
+            self._body = build_body_model(self.cfg.body).to(self.device).eval()
+        return self._body
+
+    @property
+    def mesh_body(self) -> torch.nn.Module:
+        """The body model used for output meshes: the full rendering mesh (Anny) or the network's own."""
+        if self._mesh_body is None:
+            if self.full_mesh and self.cfg.body.kind == "anny" and getattr(self.body, "name", "") == "anny":
+                from jotr.body import build_body_model
+
+                logger.info("building the full-resolution Anny mesh for the outputs")
+                self._mesh_body = build_body_model(self.cfg.body, full_mesh=True).to(self.device).eval()
+            else:
+                self._mesh_body = self.body
+        return self._mesh_body
+
+    @property
+    def faces(self) -> np.ndarray:
+        """(F, 3) int64 triangles of the output meshes."""
+        return self.mesh_body.faces.detach().cpu().numpy().astype(np.int64)
+
+    # -------------------------------------------------------------------------------------------- prediction
+
+    def prepare(self, image: np.ndarray, person: PersonInput, name: str) -> _Prepared:
+        """Crop and keypoint preprocessing of one person (official test protocol). Raises InputError."""
+        H, W = image.shape[:2]
+        kps30 = None
+        if person.keypoints is not None:
+            kps30 = to_jotr30(person.keypoints, person.keypoint_format, name=f"{name} keypoints")
+        box = None
+        if kps30 is not None:
+            box = box_from_keypoints(kps30[:, :2], kps30[:, 2], CONFIDENCE_THRESHOLD, KEYPOINT_BOX_EXTEND)
+        if box is None and person.box_xywh is not None:
+            box = np.asarray(person.box_xywh, dtype=np.float64).reshape(-1)
+            if box.shape != (4,) or not np.isfinite(box).all():
+                raise InputError(f"{name}: box must be 4 finite numbers x, y, w, h, got {person.box_xywh!r}")
+            if box[2] <= 0 or box[3] <= 0:
+                raise InputError(f"{name}: box has zero or negative size (w={box[2]:g}, h={box[3]:g})")
+        if box is None:
+            raise InputError(
+                f"{name}: needs a box or at least two keypoints with confidence > {CONFIDENCE_THRESHOLD}"
+            )
+        sq = square_box(box, scale=CROP_BOX_SCALE, aspect=1.0)
+        if sq[2] <= 0 or not np.isfinite(sq).all():
+            raise InputError(f"{name}: the person's box is empty")
+        x0, y0, x1, y1 = sq[0], sq[1], sq[0] + sq[2], sq[1] + sq[3]
+        if x1 <= 0 or y1 <= 0 or x0 >= W or y0 >= H:
+            raise InputError(
+                f"{name}: the person is entirely outside the {W}x{H} image (box {np.round(box, 1).tolist()})"
+            )
+        S = self.input_size
+        M = crop_transform((x0 + sq[2] / 2, y0 + sq[3] / 2), sq[2], S)
+        crop = cv2.warpAffine(
+            image, M, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        if kps30 is None:
+            kps30 = np.zeros((30, 3))
+        kps_px = apply_affine(kps30[:, :2], M)
+        inside = (kps_px >= 0).all(axis=1) & (kps_px < S).all(axis=1)
+        valid = (kps30[:, 2] > CONFIDENCE_THRESHOLD) & inside
+        kps_hm = px_to_hm(torch.from_numpy(kps_px), S, self.heatmap_size).numpy()
+        kps_hm[~valid] = 0.0
+        return _Prepared(
+            crop.astype(np.float32), kps_hm.astype(np.float32), valid.astype(np.float32), sq, M, kps30
+        )
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        image: np.ndarray | str | Path,
+        people: Sequence[PersonInput | Mapping | np.ndarray],
+        *,
+        focal: float | tuple[float, float] | None = None,
+        princpt: tuple[float, float] | None = None,
+        name: str | None = None,
+    ) -> list[PersonResult]:
+        """Reconstruct every person of one image in one batch.
+
+        ``image``: path, or (H, W, 3) RGB uint8 / float [0, 1]. ``people``: :class:`PersonInput`, dicts with
+        the same keys, or bare (K, 3) keypoint arrays. Per-person input problems give a result with ``error``
+        set; the others are still reconstructed. A bad image raises :class:`InputError`."""
+        if isinstance(image, (str, Path)):
+            name = name or str(image)
+            image = load_image(image)
+        name = name or "image"
+        img = as_rgb_float(image, name)
+        H, W = img.shape[:2]
+        (fx, fy), (cx, cy) = default_intrinsics(W, H)
+        if focal is not None:
+            fx, fy = (
+                (float(focal), float(focal)) if np.isscalar(focal) else (float(focal[0]), float(focal[1]))
+            )
+            if not (fx > 0 and fy > 0 and math.isfinite(fx) and math.isfinite(fy)):
+                raise InputError(f"{name}: focal must be positive, got {focal!r}")
+        if princpt is not None:
+            cx, cy = float(princpt[0]), float(princpt[1])
+
+        results: list[PersonResult] = []
+        prepared: list[tuple[int, _Prepared]] = []
+        for i, person in enumerate(people):
+            pname = f"{name}: person {i}"
+            try:
+                prepared.append((i, self.prepare(img, _as_person(person, pname), pname)))
+            except InputError as exc:
+                logger.warning("%s", exc)
+                results.append(PersonResult(index=i, error=str(exc)))
+        if prepared:
+            results.extend(self._run(prepared, (fx, fy), (cx, cy)))
+        return sorted(results, key=lambda r: r.index)
+
+    def _run(
+        self, prepared: list[tuple[int, _Prepared]], focal: tuple[float, float], princpt: tuple[float, float]
+    ) -> list[PersonResult]:
+        dev = self.device
+        crops = torch.from_numpy(np.stack([p.crop for _, p in prepared])).permute(0, 3, 1, 2)  # (B, 3, S, S)
+        inputs = Inputs(
+            image=crops.contiguous().to(dev),
+            keypoints_hm=torch.from_numpy(np.stack([p.keypoints_hm for _, p in prepared])).to(dev),
+            keypoints_valid=torch.from_numpy(np.stack([p.valid for _, p in prepared])).to(dev),
+        )
+        # Parameters only (JOTRNetwork.predict); the body model runs once below, not inside forward.
+        pred = self.model.predict(inputs) if hasattr(self.model, "predict") else self.model(inputs)
+        pose, shape, cam_t = pred.pose_rotmat.float(), pred.shape.float(), pred.cam_t.float()
+        B = pose.shape[0]
+        # Pelvis of the network's body before root subtraction: the crop camera places it at r + cam_t.
+        body_out = self.body(pose, shape)
+        joints_model = self.body.joints(body_out, "jotr30")  # (B, 30, 3) body frame
+        root_crop = joints_model[:, 0] + cam_t
+        boxes = torch.tensor(np.stack([p.box for _, p in prepared]), dtype=torch.float32, device=dev)
+        f = torch.tensor(focal, dtype=torch.float32, device=dev).expand(B, 2)
+        c = torch.tensor(princpt, dtype=torch.float32, device=dev).expand(B, 2)
+        root_img = crop_camera_to_image(root_crop, boxes, self.crop_camera.focal, self.input_size, f, c)
+        if self.mesh_body is self.body:
+            offset = root_img - joints_model[:, 0]
+            vertices, joints = body_out.vertices + offset[:, None], joints_model + offset[:, None]
+        else:
+            vertices, joints = self.body_in_camera(pose, shape, root_img)
+        joints_img = project_points(joints, f, c)
+        pose_aa = rotmat_to_aa(pose)
+        results = []
+        for b, (i, p) in enumerate(prepared):
+            results.append(
+                PersonResult(
+                    index=i,
+                    box_xywh=p.box,
+                    crop_to_img=invert_affine(p.img_to_crop),
+                    pose_rotmat=_np(pose[b]),
+                    pose_aa=_np(pose_aa[b]),
+                    shape=_np(shape[b]),
+                    cam_t_crop=_np(cam_t[b]),
+                    translation=_np(root_img[b]),
+                    vertices=_np(vertices[b]),
+                    joints=_np(joints[b]),
+                    joints_img=_np(joints_img[b]),
+                    keypoints_jotr30=p.keypoints30.astype(np.float32),
+                    focal=focal,
+                    princpt=princpt,
+                )
+            )
+        return results
+
+    def body_in_camera(
+        self, pose_rotmat: torch.Tensor, shape: torch.Tensor, root_cam: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, J, 3, 3), (B, S), (B, 3) pelvis position -> output-mesh vertices (B, V, 3) and jotr30 joints
+        (B, 30, 3), camera frame metres (used again after temporal smoothing)."""
+        body = self.mesh_body
+        dev = self.device
+        pose_rotmat, shape, root_cam = (
+            pose_rotmat.to(dev).float(),
+            shape.to(dev).float(),
+            root_cam.to(dev).float(),
+        )
+        out = body(pose_rotmat, shape)
+        joints = body.joints(out, "jotr30")
+        root = joints[:, :1]
+        return out.vertices - root + root_cam[:, None], joints - root + root_cam[:, None]
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def _as_person(person: PersonInput | Mapping | np.ndarray, name: str) -> PersonInput:
+    if isinstance(person, PersonInput):
+        return person
+    if isinstance(person, Mapping):
+        unknown = set(person) - {"keypoints", "keypoint_format", "box_xywh"}
+        if unknown:
+            raise InputError(f"{name}: unknown person fields {sorted(unknown)}")
+        return PersonInput(**person)
+    if isinstance(person, (np.ndarray, list, tuple)):
+        return PersonInput(keypoints=np.asarray(person, dtype=np.float64))
+    raise InputError(
+        f"{name}: expected PersonInput, a dict or a (K, 3) keypoint array, got {type(person).__name__}"
+    )

@@ -1,0 +1,375 @@
+"""One synthetic scene: sample people, occluders, camera and background; render; derive the ground truth.
+
+Frames. The *world* frame is gravity-aligned: x right, y **down**, z forward (horizontal), origin on the ground
+right below the camera; the ground is the plane y = 0. The camera sits at ``C = (0, -h, 0)`` pitched down by an
+angle ``p``: ``X_cam = R (X_world - C)`` with ``R = R_x(p)`` (camera frame: x right, y down, z forward). Every
+ground-truth quantity is stored in the **camera frame**; R and ``t = -R C`` are stored as the extrinsics.
+
+People are posed in the canonical body frame (``jotr.body.base``) and oriented in the world by
+``R_world = R_yaw @ R_x(180 deg) @ R_archetype`` (an upright person facing the camera, turned by a yaw); their
+camera-frame root rotation is ``R @ R_world``. Their feet rest on the ground (lowest vertex at y = 0).
+
+Ground-truth visibility of a joint (``VIS_*``) is read from the rendered instance/depth buffers at the joint's
+projected pixel: outside the image, visible (the person's own surface is the front-most one there, or nothing is
+drawn there), occluded by an object, or occluded by another person. The visible fraction of a person is its
+visible pixels in the scene divided by its pixels when rendered alone (truncation by the image border does not
+count as occlusion).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from jotr.body.joint_sets import JOTR30
+from jotr.data.posefix import corrupt_keypoints
+from jotr.synth import appearance as app
+from jotr.synth.poses import euler_to_rotmat, pose_rotmats, sample_pose
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("none", "oc", "pc", "crowd")
+FAMILY_IDS = {name: i for i, name in enumerate(FAMILIES)}
+VIS_OUTSIDE, VIS_VISIBLE, VIS_OBJECT, VIS_PERSON = 0, 1, 2, 3
+VISIBILITY_NAMES = ("outside", "visible", "occluded_by_object", "occluded_by_person")
+GT_JOINT_SETS = ("jotr30", "jotr15", "h36m17", "coco17")
+_RX180 = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    width: int = 512  # image size, pixels
+    height: int = 384
+    rig: str = "anny-notoes-nohands"  # Anny rig of the pose parameters (= the training body model's rig)
+    topology: str = "anny"  # rendered mesh (full topology, same rig)
+    min_person_pixels: int = 150  # persons covering fewer pixels when rendered alone are not annotated
+    jpeg_quality: int = 92
+
+
+@dataclass
+class PersonGT:
+    """One posed person, camera frame."""
+
+    pose_aa: np.ndarray  # (J, 3) axis-angle per rig bone, root first; root in the camera frame
+    shape: np.ndarray  # (6,) Anny phenotypes in [0, 1]
+    trans: np.ndarray  # (3,) camera frame metres: body origin (= root joint) position
+    archetype: str
+    vertices: np.ndarray  # (V, 3) camera frame metres
+    joints: dict[str, np.ndarray]  # set name -> (K, 3) camera frame metres
+    colors: np.ndarray  # (V, 3) RGB [0, 1]
+
+
+@dataclass
+class Scene:
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    image_info: dict[str, Any]  # COCO "images" entry without id/file_name
+    persons: list[dict[str, Any]]  # COCO "annotations" entries without id/image_id, target first
+    render: Any = field(repr=False, default=None)  # the RenderResult (tests/debugging)
+    person_depths: list[np.ndarray] = field(repr=False, default_factory=list)  # (H, W) per annotated person
+
+
+def scene_rng(seed: int, family: str, index: int, stream: int = 0) -> np.random.Generator:
+    """The generator of scene ``index`` of a split: depends only on (seed, family, index, stream)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), FAMILY_IDS[family], int(index), int(stream)]))
+
+
+@contextlib.contextmanager
+def single_thread_torch() -> Iterator[None]:
+    """Run torch on one thread inside the block, so results do not depend on the worker count."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _rot_y(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def _rot_x(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def rotmat_to_axis_angle(rot: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 3) axis-angle (float64, via roma)."""
+    import roma
+
+    return roma.rotmat_to_rotvec(torch.as_tensor(rot, dtype=torch.float64)).numpy()
+
+
+def sample_phenotype(rng: np.random.Generator) -> np.ndarray:
+    """(6,) gender, age, muscle, weight, height, proportions: mostly adults, some teenagers/children."""
+    age = rng.uniform(0.47, 1.0) if rng.random() < 0.85 else rng.uniform(0.28, 0.47)
+    return np.array([
+        rng.random(), age, rng.uniform(0.1, 0.9), rng.beta(2.0, 2.0) * 0.9 + 0.05, rng.uniform(0.15, 0.85),
+        rng.random(),
+    ])
+
+
+class SceneGenerator:
+    """Renders scenes of one image size; holds the body model and the offscreen renderer (one per process)."""
+
+    def __init__(self, options: SynthOptions = SynthOptions(), body: Any | None = None) -> None:
+        from jotr.body.anny import AnnyBody
+        from jotr.viz.renderer import Renderer
+
+        self.options = options
+        with single_thread_torch():
+            self.body = body if body is not None else AnnyBody(rig=options.rig, topology=options.topology)
+            self.body = self.body.to(torch.float32)
+            self.labels = tuple(self.body.pose_joint_names)
+            self.faces = self.body.faces.cpu().numpy()
+            with torch.no_grad():
+                rest = self.body(self.body.rest_pose(1), self.body.default_shape(1))
+                joints = self.body.joints(rest, "jotr30")[0].numpy().astype(np.float64)
+            self.parts = app.segment_body(rest.vertices[0].numpy().astype(np.float64), joints)
+        self.renderer = Renderer(options.width, options.height, double_sided=False)  # closed meshes only
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    # ------------------------------------------------------------------------------------------ people
+
+    def _pose_person(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str, np.ndarray, dict]:
+        """Sample a posed person in *world orientation*, root at the origin.
+
+        Returns (rotmats (J, 3, 3) with the world root rotation, shape (6,), archetype, vertices (V, 3) world
+        orientation, {set: (K, 3) joints}).
+        """
+        sample = sample_pose(rng, self.labels)
+        rot = pose_rotmats(sample, self.labels)
+        yaw = rng.uniform(-np.pi, np.pi) if rng.random() < 0.8 else rng.normal(0.0, 0.4)  # many face the camera
+        rot[0] = _rot_y(yaw) @ _RX180 @ rot[0]
+        shape = sample_phenotype(rng)
+        with torch.no_grad():
+            out = self.body(torch.as_tensor(rot[None], dtype=torch.float32), torch.as_tensor(shape[None],
+                                                                                          dtype=torch.float32))
+            joints = {s: self.body.joints(out, s)[0].numpy().astype(np.float64) for s in GT_JOINT_SETS}
+        return rot, shape, sample.archetype, out.vertices[0].numpy().astype(np.float64), joints
+
+    @staticmethod
+    def _place(rot, shape, archetype, verts_w, joints_w, ground_xz, cam_rot, cam_center, colors) -> PersonGT:
+        """Stand a world-oriented person on the ground at (x, z) and express it in the camera frame."""
+        pos = np.array([ground_xz[0], -verts_w[:, 1].max(), ground_xz[1]])  # lowest vertex on y = 0
+        trans = cam_rot @ (pos - cam_center)
+        rot = rot.copy()
+        rot[0] = cam_rot @ rot[0]
+        return PersonGT(
+            pose_aa=rotmat_to_axis_angle(rot), shape=shape, trans=trans, archetype=archetype,
+            vertices=verts_w @ cam_rot.T + trans,
+            joints={k: v @ cam_rot.T + trans for k, v in joints_w.items()},
+            colors=colors,
+        )
+
+    # ------------------------------------------------------------------------------------------ scene
+
+    def generate(self, family: str, seed: int, index: int) -> Scene:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown synthetic family {family!r}; known: {FAMILIES}")
+        with single_thread_torch():
+            return self._generate(family, seed, index)
+
+    def _generate(self, family: str, seed: int, index: int) -> Scene:
+        o = self.options
+        W, H = o.width, o.height
+        rng = scene_rng(seed, family, index)
+        focal_px = rng.uniform(0.8, 1.5) * max(W, H)
+        focal = (focal_px, focal_px)
+        princpt = (W / 2.0 + rng.uniform(-0.02, 0.02) * W, H / 2.0 + rng.uniform(-0.02, 0.02) * H)
+        cam_h = rng.uniform(0.9, 2.4)
+
+        # Target person: pixel height and horizontal image position decide its ground position.
+        rot, shape, arch, verts_w, joints_w = self._pose_person(rng)
+        body_h = float(np.ptp(verts_w[:, 1]))
+        frac = rng.uniform(0.45, 0.85) if family != "crowd" else rng.uniform(0.35, 0.7)
+        gz = focal_px * body_h / (frac * H)
+        if family in ("pc", "crowd"):
+            gz = max(gz, 2.4)  # leave room for someone in front of the target
+        pitch = np.arctan2(cam_h - 0.5 * body_h, gz) + np.deg2rad(rng.uniform(-4.0, 4.0))
+        cam_rot = _rot_x(pitch)
+        cam_center = np.array([0.0, -cam_h, 0.0])
+        u_t = rng.uniform(0.35, 0.65) * W
+        depth_t = gz * np.cos(pitch)
+        gx = (u_t - princpt[0]) * depth_t / focal_px
+        persons = [self._place(rot, shape, arch, verts_w, joints_w, (gx, gz), cam_rot, cam_center,
+                               app.body_colors(rng, self.parts))]
+        ground = [(gx, gz)]
+        target_box = self._box(persons[0].vertices, focal, princpt)
+        w_t = max(target_box[2] - target_box[0], 1.0)
+
+        # Other people (PC: 1-2 overlapping the target, the first one in front; crowd: 3-7 at various depths,
+        # often one of them in front of the target). Positions colliding with someone are re-drawn (8 tries).
+        if family == "pc":
+            slots = ["front"] + (["front" if rng.random() < 0.5 else "behind"] if rng.random() < 0.4 else [])
+        elif family == "crowd":
+            slots = (["front"] if rng.random() < 0.7 else []) + ["any"] * int(rng.integers(3, 7))
+        else:
+            slots = []
+        for slot in slots:
+            for _ in range(8):
+                if slot == "front":
+                    gz_o, u_o = gz - rng.uniform(0.7, 2.0), u_t + rng.uniform(-0.4, 0.4) * w_t
+                elif slot == "behind":
+                    gz_o, u_o = gz + rng.uniform(0.7, 2.5), u_t + rng.uniform(-0.6, 0.6) * w_t
+                else:
+                    gz_o, u_o = rng.uniform(gz - 2.0, gz + 5.0), rng.uniform(-0.1, 1.1) * W
+                gz_o = max(gz_o, 1.2)
+                gx_o = (u_o - princpt[0]) * gz_o * np.cos(pitch) / focal_px
+                if min(np.hypot(gx_o - a, gz_o - b) for a, b in ground) >= 0.8:
+                    break
+            else:
+                continue  # no free spot: leave this person out
+            rot, shape, arch, verts_w, joints_w = self._pose_person(rng)
+            persons.append(self._place(rot, shape, arch, verts_w, joints_w, (gx_o, gz_o), cam_rot, cam_center,
+                                       app.body_colors(rng, self.parts)))
+            ground.append((gx_o, gz_o))
+
+        # Object occluders in front of the target (OC).
+        occluders: list[app.Occluder] = []
+        if family == "oc":
+            target = persons[0]
+            z_front = float(target.vertices[:, 2].min())
+            px_h = max(target_box[3] - target_box[1], 1.0)
+            for _ in range(int(rng.integers(1, 4))):
+                anchor = target.vertices[int(rng.integers(len(target.vertices)))]
+                u = anchor[0] / anchor[2] * focal_px + princpt[0] + rng.normal(0.0, 0.1) * w_t
+                v = anchor[1] / anchor[2] * focal_px + princpt[1] + rng.normal(0.0, 0.1) * px_h
+                d_lo = max(0.6, 0.3 * z_front)
+                if z_front - 0.3 <= d_lo:
+                    continue
+                d = rng.uniform(d_lo, z_front - 0.3)
+                size = rng.uniform(0.2, 0.6) * px_h * d / focal_px
+                size = min(size, 2.0 * (z_front - 0.1 - d))
+                center = np.array([(u - princpt[0]) / focal_px * d, (v - princpt[1]) / focal_px * d, d])
+                occluders.append(app.occluder_mesh(rng, size, center))
+
+        bg = app.background(rng, W, H, focal, princpt, cam_rot, cam_h)
+        meshes = [(p.vertices, self.faces, p.colors) for p in persons]
+        meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
+        res = self.renderer.render(meshes, focal, princpt, bg=bg, ambient=rng.uniform(0.3, 0.6),
+                                   light=rng.uniform(1.5, 4.0), alone=range(len(persons)))
+        image = self._postprocess(rng, res.color)
+
+        # Ground truth per person.
+        kp_rng = scene_rng(seed, family, index, stream=1)
+        all_2d = [self._project(p.joints["jotr30"], focal, princpt) for p in persons]
+        annotations, depths = [], []
+        for i, person in enumerate(persons):
+            alone = res.alone_depth[i]
+            pixels_alone = int((alone > 0).sum())
+            if pixels_alone < o.min_person_pixels and i > 0:
+                continue
+            ann = self._annotate(i, person, res, alone, focal, princpt, len(persons))
+            valid = ann["visibility_jotr30"] != VIS_OUTSIDE
+            occluded = np.isin(ann["visibility_jotr30"], (VIS_OBJECT, VIS_PERSON))
+            kps = corrupt_keypoints(all_2d[i], valid, kp_rng, occluded=occluded,
+                                    others=[j for k, j in enumerate(all_2d) if k != i])
+            ann["input_keypoints"] = kps
+            annotations.append(ann)
+            depths.append(alone)
+        image_info = {
+            "width": W, "height": H,
+            "cam_param": {"focal": list(focal), "princpt": list(princpt), "R": cam_rot, "t": -cam_rot @ cam_center},
+            "family": family, "seed": int(seed), "index": int(index),
+            "num_persons": len(persons),
+            "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
+        }
+        return Scene(image=image, image_info=image_info, persons=annotations, render=res, person_depths=depths)
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _project(points: np.ndarray, focal, princpt) -> np.ndarray:
+        """(N, 3) camera frame -> (N, 2) pixels, as ``jotr.geometry.camera.project_points``."""
+        from jotr.geometry.camera import project_points
+
+        return project_points(torch.as_tensor(points, dtype=torch.float64), tuple(focal), tuple(princpt)).numpy()
+
+    def _box(self, vertices: np.ndarray, focal, princpt) -> np.ndarray:
+        """(4,) x0, y0, x1, y1 of the projected vertices, clipped to the image."""
+        uv = self._project(vertices, focal, princpt)
+        lo = np.clip(uv.min(axis=0), 0, [self.options.width - 1, self.options.height - 1])
+        hi = np.clip(uv.max(axis=0), 0, [self.options.width - 1, self.options.height - 1])
+        return np.concatenate([lo, hi])
+
+    def _visibility(self, i: int, joints_cam: np.ndarray, uv: np.ndarray, res, num_persons: int) -> np.ndarray:
+        """(K,) VIS_* code of each joint of person ``i`` from the scene's instance/depth buffers."""
+        W, H = self.options.width, self.options.height
+        col, row = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
+        inside = (col >= 0) & (col < W) & (row >= 0) & (row < H) & (joints_cam[:, 2] > 0)
+        vis = np.full(len(uv), VIS_OUTSIDE, np.int64)
+        c, r = np.clip(col, 0, W - 1), np.clip(row, 0, H - 1)
+        inst = res.instance[r, c]
+        depth = res.depth[r, c]
+        covered = (inst >= 0) & (inst != i) & (depth < joints_cam[:, 2])
+        vis[inside] = VIS_VISIBLE
+        vis[inside & covered & (inst < num_persons)] = VIS_PERSON
+        vis[inside & covered & (inst >= num_persons)] = VIS_OBJECT
+        return vis
+
+    def _annotate(self, i, person: PersonGT, res, alone, focal, princpt, num_persons) -> dict[str, Any]:
+        W, H = self.options.width, self.options.height
+        uv30 = self._project(person.joints["jotr30"], focal, princpt)
+        uv_coco = self._project(person.joints["coco17"], focal, princpt)
+        vis30 = self._visibility(i, person.joints["jotr30"], uv30, res, num_persons)
+        vis_coco = self._visibility(i, person.joints["coco17"], uv_coco, res, num_persons)
+        own = res.instance == i
+        pixels_alone = int((alone > 0).sum())
+        pixels_visible = int(own.sum())
+        box = self._box(person.vertices, focal, princpt)
+        if pixels_visible > 0:
+            ys, xs = np.nonzero(own)
+            vbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+        else:
+            vbox = [0.0, 0.0, 0.0, 0.0]
+        coco_v = np.where(vis_coco == VIS_VISIBLE, 2, np.where(vis_coco == VIS_OUTSIDE, 0, 1))
+        keypoints = np.concatenate([np.where(coco_v[:, None] > 0, uv_coco, 0.0), coco_v[:, None]], axis=1)
+        return {
+            "is_target": i == 0,
+            "person_index": i,
+            "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+            "bbox_visible": vbox,
+            "area": pixels_visible,
+            "iscrowd": 0,
+            "category_id": 1,
+            "num_keypoints": int((coco_v > 0).sum()),
+            "keypoints": keypoints.reshape(-1),
+            "visible_fraction": pixels_visible / max(pixels_alone, 1),
+            "pixels_visible": pixels_visible,
+            "pixels_alone": pixels_alone,
+            "joints_2d_jotr30": uv30,
+            "joints_2d_coco17": uv_coco,
+            "joints_3d_jotr30": person.joints["jotr30"],
+            "joints_3d_jotr15": person.joints["jotr15"],
+            "joints_3d_h36m17": person.joints["h36m17"],
+            "joints_3d_coco17": person.joints["coco17"],
+            "visibility_jotr30": vis30,
+            "visibility_coco17": vis_coco,
+            "body_param": {
+                "model": "anny", "rig": self.options.rig, "pose_aa": person.pose_aa, "shape": person.shape,
+                "trans": person.trans, "archetype": person.archetype,
+            },
+            "inside_image": bool(0 <= box[0] and box[2] <= W - 1 and 0 <= box[1] and box[3] <= H - 1),
+        }
+
+    @staticmethod
+    def _postprocess(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+        """Mild camera effects: a little blur and sensor noise."""
+        import cv2
+
+        out = image.astype(np.float32)
+        sigma = rng.uniform(0.0, 0.9)
+        if sigma > 0.3:
+            out = cv2.GaussianBlur(out, (0, 0), sigma)
+        out += rng.uniform(0.0, 3.0) * rng.standard_normal(out.shape, dtype=np.float32)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)

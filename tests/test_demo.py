@@ -1,0 +1,228 @@
+"""``jotr demo`` end to end on a tiny random-weight checkpoint (toy body, small config): images with
+   keypoint files,
+a corrupt image, a video; atomic per-image outputs and the exit status."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from jotr.cli import main
+from jotr.config import JOTRConfig, merge_config
+from jotr.models.config import ModelConfig
+
+W, H = 120, 100
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from jotr.engine.checkpoint import save_checkpoint
+    from jotr.models import build_model
+
+    torch.manual_seed(0)
+    cfg = merge_config(JOTRConfig(model=ModelConfig.small()), {"body": {"kind": "toy"}})
+    model = build_model(cfg, pretrained=False).eval()
+    with torch.no_grad():  # a camera that keeps the random-weight meshes in view
+        for p in model.cam_head.parameters():
+            p.zero_()
+        model.cam_head.layers[0].bias[2] = 1.9
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint(path, model=model, cfg=cfg, step=0, rng=False, commit="test")
+
+
+def _coco_person(rng, cx, cy):
+    k = np.zeros((17, 3))
+    k[:, 0] = cx + rng.uniform(-15, 15, 17)
+    k[:, 1] = cy + np.linspace(-35, 35, 17)
+    k[:, 2] = 0.9
+    return k.reshape(-1).tolist()
+
+
+def _rendering() -> bool:
+    from jotr.viz.renderer import rendering_available
+
+    return rendering_available()[0]
+
+
+def test_demo_images_keypoints_and_bad_inputs(tiny_checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in (1, 2):
+        cv2.imwrite(str(images / f"{i:012d}.jpg"), rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+    (images / "000000000003.png").write_bytes(b"corrupt, not a png")
+    bad_person = np.full(17 * 3, np.nan).tolist()
+    results = [
+        {"image_id": 1, "category_id": 1, "keypoints": _coco_person(rng, 40, 50), "score": 0.9},
+        {"image_id": 1, "category_id": 1, "keypoints": _coco_person(rng, 85, 50), "score": 0.9},
+        {"image_id": 2, "category_id": 1, "keypoints": _coco_person(rng, 60, 50), "score": 0.9},
+        {"image_id": 2, "category_id": 1, "keypoints": bad_person, "score": 0.1},
+        {"image_id": 3, "category_id": 1, "keypoints": _coco_person(rng, 60, 50), "score": 0.9},
+    ]
+    kp_file = tmp_path / "results.json"
+    kp_file.write_text(json.dumps(results))
+    out = tmp_path / "out"
+    args = [
+        "demo",
+        str(images),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out",
+        str(out),
+        "--keypoints",
+        str(kp_file),
+    ]
+    if not _rendering():
+        args.append("--no-render")
+    rc = main(args)
+    assert rc == 1  # the corrupt image and the NaN person failed, the rest was processed
+    err = capsys.readouterr().err
+    assert "000000000003.png" in err and "person 1" in err
+    first = out / "000000000001"
+    expected = {
+        "params.json",
+        "params.npz",
+        "person_00.obj",
+        "person_00.ply",
+        "person_01.obj",
+        "person_01.ply",
+    }
+    if _rendering():
+        expected |= {"overlay.png", "side.png"}
+    assert {p.name for p in first.iterdir()} == expected
+    params = json.loads((first / "params.json").read_text())
+    assert len(params["people"]) == 2 and params["body_model"] == "toy"
+    assert len(params["people"][0]["joints_img"]) == 30
+    npz = np.load(first / "params.npz")
+    assert npz["vertices"].shape[:1] == (2,) and npz["faces"].shape[1] == 3
+    second = json.loads((out / "000000000002" / "params.json").read_text())
+    assert second["people"][1]["error"] is not None and "NaN" in second["people"][1]["error"]
+    assert not (out / "000000000002" / "person_01.obj").exists()
+    # Nothing for the corrupt image and no staging leftovers.
+    assert sorted(p.name for p in out.iterdir()) == ["000000000001", "000000000002"]
+    if _rendering():
+        overlay = cv2.imread(str(first / "overlay.png"))
+        assert overlay.shape == (H, W, 3)
+
+
+def test_demo_missing_keypoints_and_detector(tiny_checkpoint, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((H, W, 3), np.uint8))
+    kp_file = tmp_path / "empty.json"
+    kp_file.write_text("[]")
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "demo",
+            str(img),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--out",
+            str(out),
+            "--keypoints",
+            str(kp_file),
+            "--no-render",
+        ]
+    )
+    assert rc == 1 and "no keypoints" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        rc = main(["demo", str(img), "--checkpoint", str(tiny_checkpoint), "--out", str(out)])
+        assert rc == 2 and "jotr[detect]" in capsys.readouterr().err
+    rc = main(
+        [
+            "demo",
+            str(img),
+            "--checkpoint",
+            str(tmp_path / "nope.pt"),
+            "--out",
+            str(out),
+            "--keypoints",
+            str(kp_file),
+        ]
+    )
+    assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
+
+
+def test_demo_video_with_smoothing(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(1)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for _ in range(4):
+        writer.write(rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+    writer.release()
+    base = np.array(_coco_person(rng, 60, 50)).reshape(17, 3)
+    results = [
+        {
+            "image_id": t,
+            "category_id": 1,
+            "score": 0.9,
+            "keypoints": (base + [t * 1.5, 0, 0]).reshape(-1).tolist(),
+        }
+        for t in range(4)
+    ]
+    kp_file = tmp_path / "results.json"
+    kp_file.write_text(json.dumps(results))
+    out = tmp_path / "out"
+    args = [
+        "demo",
+        str(video),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out",
+        str(out),
+        "--keypoints",
+        str(kp_file),
+        "--smooth",
+        "one-euro",
+    ]
+    if not _rendering():
+        args.append("--no-render")
+    assert main(args) == 0
+    npz = np.load(out / "clip" / "params.npz")
+    assert npz["frame"].tolist() == [0, 1, 2, 3]
+    assert npz["track_id"].tolist() == [0, 0, 0, 0]
+    R = npz["pose_rotmat"]
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-4)
+    meta = json.loads((out / "clip" / "params.json").read_text())
+    assert meta["smoothing"] == "one-euro" and len(meta["frames"]) == 4
+    if _rendering():
+        cap = cv2.VideoCapture(str(out / "clip" / "overlay.mp4"))
+        assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+        cap.release()
+
+
+def test_demo_synthetic_with_given_checkpoint(tmp_path, capsys, monkeypatch):
+    """The embedded-default job on a tiny random-weight Anny checkpoint: outputs + printed GT metrics."""
+    from jotr.engine.checkpoint import save_checkpoint
+    from jotr.models import build_model
+
+    torch.manual_seed(0)
+    cfg = JOTRConfig(model=ModelConfig.small())  # Anny body (the embedded default)
+    model = build_model(cfg, pretrained=False).eval()
+    ckpt = save_checkpoint(tmp_path / "anny_tiny.pt", model=model, cfg=cfg, step=0, rng=False, commit="test")
+    monkeypatch.setenv("JOTR_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    args = ["demo-synthetic", "--out", str(out), "--checkpoint", str(ckpt), "--family", "pc", "--width", "192",
+            "--height", "144", "--device", "cpu"]
+    if not _rendering():
+        args.append("--no-render")
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "MPJPE" in printed and "PA-MPJPE" in printed and "PVE" in printed
+    mean_line = [line for line in printed.splitlines() if line.strip().startswith("mean")][0]
+    values = [float(v) for v in mean_line.split()[1:]]
+    assert len(values) == 3 and all(np.isfinite(values)) and values[1] <= values[0]  # PA <= MPJPE
+    folder = next(out.iterdir())
+    names = {p.name for p in folder.iterdir()}
+    assert {"input.png", "params.json", "params.npz", "person_00.obj", "person_00.ply"} <= names
+    params = json.loads((folder / "params.json").read_text())
+    gt = params["ground_truth_metrics_mm"]
+    assert gt["mean"]["mpjpe"] == pytest.approx(values[0], abs=0.06)
+    assert not (tmp_path / "cache").exists()  # a given checkpoint never triggers training
