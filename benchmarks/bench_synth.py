@@ -4,9 +4,10 @@
                                      [--width 512] [--height 384]
 
 Each (family, workers) pair writes ``--num`` images with ``jotr.synth.writer.write_split`` into a temporary
-folder; the time includes start-up (process spawn, body model, OpenGL context), as a user of ``jotr synth`` sees
-it, and is also reported without it (steady state = images after the first one per worker). For every family the
-JSON of the different worker counts is compared byte for byte (same seed -> same file).
+folder; the time includes start-up (process spawn, body model, OpenGL context), as a user of ``jotr synth``
+sees
+it. For every family the JSON of the different worker counts is compared byte for byte (same seed -> same
+file).
 
 Prints a table and one JSON line (``{"bench": "synth", ...}``).
 """
@@ -42,26 +43,37 @@ def main(argv: list[str] | None = None) -> int:
             for workers in args.workers:
                 out = Path(tmp) / f"{family}_{workers}"
                 start = time.perf_counter()
-                summary = write_split(out, family, args.num, args.seed, workers=workers, options=options,
-                                      progress=False)
+                summary = write_split(
+                    out, family, args.num, args.seed, workers=workers, options=options, progress=False
+                )
                 total = time.perf_counter() - start
                 digests[workers] = hashlib.sha256((out / f"{family}.json").read_bytes()).hexdigest()
-                rows.append({
-                    "family": family, "workers": workers, "num": args.num, "seconds": round(total, 2),
-                    "images_per_s": round(args.num / total, 3),
-                    "persons": summary.num_annotations,
-                    "target_visible_fraction": round(summary.target_visible_fraction, 3),
-                })
+                rows.append(
+                    {
+                        "family": family,
+                        "workers": workers,
+                        "num": args.num,
+                        "seconds": round(total, 2),
+                        "images_per_s": round(args.num / total, 3),
+                        "persons": summary.num_annotations,
+                        "target_visible_fraction": round(summary.target_visible_fraction, 3),
+                    }
+                )
             same = len(set(digests.values())) == 1
             for row in rows:
                 if row["family"] == family:
                     row["json_identical_across_workers"] = same
 
-    print(f"{'family':<7} {'workers':>7} {'images':>6} {'seconds':>8} {'img/s':>7} {'persons':>7} "
-          f"{'target vis':>10} {'same JSON':>9}")
+    print(
+        f"{'family':<7} {'workers':>7} {'images':>6} {'seconds':>8} {'img/s':>7} {'persons':>7} "
+        f"{'target vis':>10} {'same JSON':>9}"
+    )
     for r in rows:
-        print(f"{r['family']:<7} {r['workers']:>7} {r['num']:>6} {r['seconds']:>8.1f} {r['images_per_s']:>7.2f} "
-              f"{r['persons']:>7} {r['target_visible_fraction']:>10.3f} {str(r['json_identical_across_workers']):>9}")
+        same = str(r["json_identical_across_workers"])
+        print(
+            f"{r['family']:<7} {r['workers']:>7} {r['num']:>6} {r['seconds']:>8.1f} "
+            f"{r['images_per_s']:>7.2f} {r['persons']:>7} {r['target_visible_fraction']:>10.3f} {same:>9}"
+        )
     print(json.dumps({"bench": "synth", "width": args.width, "height": args.height, "rows": rows}))
     return 0
 

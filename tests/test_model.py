@@ -9,7 +9,7 @@ import torch
 
 from jotr.config import ConfigError, JOTRConfig, merge_config
 from jotr.errors import CheckpointError, InputError
-from jotr.geometry.coords import hm_to_px, px_to_hm
+from jotr.geometry.coords import hm_to_px
 from jotr.models import build_model
 from jotr.models.config import ModelConfig
 from jotr.models.jotr import JOTR, drop_joints, render_heatmaps
@@ -89,7 +89,9 @@ def test_projection_matches_camera_model(small_model, toy_body):
     f = 5000.0 * SMALL.input_size / 256
     c = SMALL.input_size / 2
     px = joints_abs[..., :2] / (joints_abs[..., 2:] + 1e-4) * f + c
-    assert torch.allclose(hm_to_px(out.joints_proj_hm, SMALL.input_size, SMALL.heatmap_size), px, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(
+        hm_to_px(out.joints_proj_hm, SMALL.input_size, SMALL.heatmap_size), px, rtol=1e-4, atol=1e-3
+    )
     # the depth scale k = sqrt(f^2 * 2.5^2 / s^2) = 48.83 (independent of the crop size)
     k = math.sqrt(f * f * 2.5**2 / SMALL.input_size**2)
     assert abs(k - 48.828125) < 1e-6
@@ -257,7 +259,9 @@ def test_resnet_depths_and_backbone_weights(tmp_path):
         assert ResNet(depth).out_channels == channels
     torch.manual_seed(0)
     src = ResNet("resnet18")
-    state = {f"module.{k}": v.clone() for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = {
+        f"module.{k}": v.clone() for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
     state["module.fc.weight"] = torch.randn(1000, 512)  # ImageNet classifier: ignored
     state["module.fc.bias"] = torch.randn(1000)
     state["module.deconv_layers.0.weight"] = torch.randn(512, 256, 4, 4)  # SimpleBaseline head: ignored
@@ -271,14 +275,26 @@ def test_resnet_depths_and_backbone_weights(tmp_path):
     del bad["module.layer2.0.downsample.0.weight"]
     bad["module.layer9.weight"] = torch.zeros(1)
     torch.save(bad, tmp_path / "bad.pth")
-    with pytest.raises(CheckpointError, match=r"missing.*layer2\.0\.downsample\.0\.weight.*unexpected.*layer9"):
+    with pytest.raises(
+        CheckpointError, match=r"missing.*layer2\.0\.downsample\.0\.weight.*unexpected.*layer9"
+    ):
         load_backbone_weights(ResNet("resnet18"), tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="resnet50"):
         load_backbone_weights(ResNet("resnet50"), tmp_path / "r18.pth")
     # through the config: build_model(pretrained=True) loads cfg.model.backbone_weights
-    cfg = merge_config(JOTRConfig(), {"body": {"kind": "toy"}, "model": {
-        **{k: getattr(SMALL, k) for k in ("backbone", "input_size", "heatmap_size", "d_model", "nhead")},
-        "backbone_weights": str(tmp_path / "r18.pth")}})
+    cfg = merge_config(
+        JOTRConfig(),
+        {
+            "body": {"kind": "toy"},
+            "model": {
+                **{
+                    k: getattr(SMALL, k)
+                    for k in ("backbone", "input_size", "heatmap_size", "d_model", "nhead")
+                },
+                "backbone_weights": str(tmp_path / "r18.pth"),
+            },
+        },
+    )
     model = build_model(cfg)
     assert torch.equal(model.backbone.conv1.weight, src.conv1.weight)
 

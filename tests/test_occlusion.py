@@ -69,8 +69,9 @@ def test_rgba_folder(tmp_path):
     joints = np.tile([[50.0, 50.0]], (30, 1))
     found = 0
     for seed in range(40):
-        out, covered = paste_occluders(image, joints, np.random.default_rng(seed), num=(2, 2),
-                                       occluder_dir=str(tmp_path))
+        out, covered = paste_occluders(
+            image, joints, np.random.default_rng(seed), num=(2, 2), occluder_dir=str(tmp_path)
+        )
         red = (out[..., 0] > 200) & (out[..., 1] < 30)
         assert red.any()  # pasted cut-out, RGB order preserved
         assert covered.all() or not covered.any()  # all joints share one pixel

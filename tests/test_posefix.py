@@ -36,9 +36,9 @@ def _run(n, occluded, others=()):
     joints = _person()
     valid = np.ones(30, bool)
     occ = np.full(30, occluded)
-    kinds = np.stack([
-        corrupt_keypoints_with_types(joints, valid, rng, occluded=occ, others=others)[1] for _ in range(n)
-    ])
+    kinds = np.stack(
+        [corrupt_keypoints_with_types(joints, valid, rng, occluded=occ, others=others)[1] for _ in range(n)]
+    )
     return kinds
 
 

@@ -1,4 +1,5 @@
-"""Offscreen renderer: camera-frame convention, projection agreement, depth, instances, alone depth, errors."""
+"""Offscreen renderer: camera-frame convention, projection agreement, depth, instances, alone depth,
+errors."""
 
 from __future__ import annotations
 
@@ -54,8 +55,9 @@ def test_instances_occlusion_background_and_alone(renderer):
     far = _quad(3.0, -0.5, 0.5, -0.4, 0.4)
     colours = np.tile([0.0, 1.0, 0.0], (4, 1))  # per-vertex colours
     bg = np.full((H, W, 3), 200, np.uint8)
-    res = renderer.render([(far[0], far[1], colours), (near[0], near[1], (0.0, 0.0, 1.0))], FOCAL, PRINCPT,
-                          bg=bg, alone=[0, 1])
+    res = renderer.render(
+        [(far[0], far[1], colours), (near[0], near[1], (0.0, 0.0, 1.0))], FOCAL, PRINCPT, bg=bg, alone=[0, 1]
+    )
     assert set(np.unique(res.instance)) == {-1, 0, 1}
     np.testing.assert_allclose(res.depth[res.instance == 1], 1.5, atol=2e-3)
     np.testing.assert_allclose(res.depth[res.instance == 0], 3.0, atol=5e-3)

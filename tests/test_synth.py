@@ -70,12 +70,14 @@ def test_parameters_reproduce_joints_and_keypoints(scenes, generator, train_body
         for ann in scene.persons:
             bp = ann["body_param"]
             for set_name in ("jotr30", "h36m17", "coco17"):
-                np.testing.assert_allclose(_regress(generator.body, bp, set_name), ann[f"joints_3d_{set_name}"],
-                                           atol=2e-4)
+                np.testing.assert_allclose(
+                    _regress(generator.body, bp, set_name), ann[f"joints_3d_{set_name}"], atol=2e-4
+                )
             np.testing.assert_allclose(_regress(train_body, bp), ann["joints_3d_jotr30"], atol=0.01)
             for set_name in ("jotr30", "coco17"):
-                uv = project_points(torch.as_tensor(ann[f"joints_3d_{set_name}"]), tuple(cam["focal"]),
-                                    tuple(cam["princpt"])).numpy()
+                uv = project_points(
+                    torch.as_tensor(ann[f"joints_3d_{set_name}"]), tuple(cam["focal"]), tuple(cam["princpt"])
+                ).numpy()
                 assert np.abs(uv - ann[f"joints_2d_{set_name}"]).max() < 1e-3
             # jotr15 is the documented subset of jotr30; the COCO keypoints carry their visibility flags.
             from jotr.body.joint_sets import JOTR15_FROM_30
@@ -99,7 +101,11 @@ def test_visibility_agrees_with_depth(scenes):
             vis = ann["visibility_jotr30"]
             assert np.array_equal(vis == VIS_OUTSIDE, ~inside)
             for j in np.nonzero(inside)[0]:
-                inst, depth, own = res.instance[row[j], col[j]], res.depth[row[j], col[j]], alone[row[j], col[j]]
+                inst, depth, own = (
+                    res.instance[row[j], col[j]],
+                    res.depth[row[j], col[j]],
+                    alone[row[j], col[j]],
+                )
                 if vis[j] == VIS_VISIBLE:
                     assert inst in (i, -1) or depth >= z[j]
                     if own > 0:
@@ -148,8 +154,20 @@ def test_families_really_occlude(scenes):
 def test_poses_within_limits_and_varied():
     from jotr.synth.poses import ARCHETYPES, _limits_for, sample_pose
 
-    labels = ("root", "upperleg01.L", "upperleg01.R", "lowerleg01.L", "lowerleg01.R", "spine03", "upperarm01.L",
-              "upperarm01.R", "lowerarm01.L", "lowerarm01.R", "head", "eye.L")
+    labels = (
+        "root",
+        "upperleg01.L",
+        "upperleg01.R",
+        "lowerleg01.L",
+        "lowerleg01.R",
+        "spine03",
+        "upperarm01.L",
+        "upperarm01.R",
+        "lowerarm01.L",
+        "lowerarm01.R",
+        "head",
+        "eye.L",
+    )
     rng = np.random.default_rng(0)
     knees = {}
     for arch in ARCHETYPES:
@@ -170,8 +188,12 @@ def test_split_deterministic_and_reader_round_trip(generator, tmp_path):
     from jotr.data.datasets.synthetic import SyntheticReader
     from jotr.synth.writer import write_split
 
-    a = write_split(tmp_path / "a", "pc", 2, seed=5, generator=generator, options=generator.options, progress=False)
-    b = write_split(tmp_path / "b", "pc", 2, seed=5, generator=generator, options=generator.options, progress=False)
+    a = write_split(
+        tmp_path / "a", "pc", 2, seed=5, generator=generator, options=generator.options, progress=False
+    )
+    b = write_split(
+        tmp_path / "b", "pc", 2, seed=5, generator=generator, options=generator.options, progress=False
+    )
     text = (tmp_path / "a" / "pc.json").read_bytes()
     assert text == (tmp_path / "b" / "pc.json").read_bytes()
     assert a.num_images == 2 and a.images_per_second > 0 and b.num_annotations == a.num_annotations
@@ -203,7 +225,9 @@ def test_split_deterministic_and_reader_round_trip(generator, tmp_path):
     (tmp_path / "a" / "broken.json").write_text(json.dumps(doc))
     (tmp_path / "a" / "images" / "broken").mkdir()
     broken = SyntheticReader(
-        DatasetSpec(name="synthetic", root=str(tmp_path / "a"), split="broken", options={"targets_only": False})
+        DatasetSpec(
+            name="synthetic", root=str(tmp_path / "a"), split="broken", options={"targets_only": False}
+        )
     )
     assert broken.skipped == {"malformed annotation": 2}
     assert len(broken) == len(doc["annotations"]) - 2

@@ -18,15 +18,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="official JOTR checkpoint (.pth.tar with a 'network' state dict)")
     p.add_argument("out", help="output: jotr checkpoint (.pt) or weights + config (.safetensors)")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="config overrides stored in OUT (e.g. body.smpl_model_path=/data/smpl); the network must stay the "
         "official one",
     )
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
 
-def convert(checkpoint: str | Path, out: str | Path, overrides: list[str] | tuple[str, ...] = (),
-            force: bool = False) -> Path:
+def convert(
+    checkpoint: str | Path, out: str | Path, overrides: list[str] | tuple[str, ...] = (), force: bool = False
+) -> Path:
     """Convert ``checkpoint`` and write ``out`` atomically; returns the output path."""
     import torch
 

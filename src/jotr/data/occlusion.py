@@ -1,10 +1,11 @@
 """Training-time synthetic occlusion for any dataset: paste occluders on a crop and report the covered joints.
 
-Occluders are either generated (random polygons, ellipses, rectangles and blobs with solid, striped, checkered or
-noise textures and soft edges) or RGBA cut-outs (``*.png`` with an alpha channel, e.g. objects segmented from
-PASCAL VOC as in 3DCrowdNet's unused ``occluder.py``) read from a user folder. Placement follows that recipe: an
-occluder's long side is U(0.2, 0.5) of the crop's short side and its centre is uniform in the central 3/4 of the
-crop. A joint is *covered* when it lies inside the crop and the pasted alpha at its pixel is above 0.5.
+Occluders are either generated (random polygons, ellipses, rectangles and blobs with solid, striped, checkered
+or noise textures and soft edges) or RGBA cut-outs (``*.png`` with an alpha channel, e.g. objects segmented
+from PASCAL VOC as in 3DCrowdNet's unused ``occluder.py``) read from a user folder. Placement follows that
+recipe: an occluder's long side is U(0.2, 0.5) of the crop's short side and its centre is uniform in the
+central 3/4 of the crop. A joint is *covered* when it lies inside the crop and the pasted alpha at its pixel
+is above 0.5.
 """
 
 from __future__ import annotations
@@ -64,12 +65,20 @@ def generate_occluder(rng: np.random.Generator, size: int) -> np.ndarray:
         cv2.ellipse(mask, (w // 2, h // 2), (max(w // 2 - 1, 1), max(h // 2 - 1, 1)), 0, 0, 360, 255, -1)
     else:
         n = int(rng.integers(3, 9)) if shape == "polygon" else 24
-        angles = np.sort(rng.uniform(0, 2 * np.pi, n)) if shape == "polygon" else np.linspace(0, 2 * np.pi, n,
-                                                                                                 endpoint=False)
-        radius = rng.uniform(0.5, 1.0, n) if shape == "polygon" else 0.75 + 0.25 * np.sin(
-            angles * int(rng.integers(2, 5)) + rng.uniform(0, 6.3))
-        pts = np.stack([w / 2 + radius * (w / 2 - 1) * np.cos(angles), h / 2 + radius * (h / 2 - 1) * np.sin(angles)],
-                       axis=1)
+        angles = (
+            np.sort(rng.uniform(0, 2 * np.pi, n))
+            if shape == "polygon"
+            else np.linspace(0, 2 * np.pi, n, endpoint=False)
+        )
+        radius = (
+            rng.uniform(0.5, 1.0, n)
+            if shape == "polygon"
+            else 0.75 + 0.25 * np.sin(angles * int(rng.integers(2, 5)) + rng.uniform(0, 6.3))
+        )
+        pts = np.stack(
+            [w / 2 + radius * (w / 2 - 1) * np.cos(angles), h / 2 + radius * (h / 2 - 1) * np.sin(angles)],
+            axis=1,
+        )
         cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
     alpha = mask.astype(np.float32) / 255.0
     if min(h, w) >= 8:
@@ -105,8 +114,11 @@ def _fit(rng: np.random.Generator, rgba: np.ndarray, size: int) -> np.ndarray:
 
     h, w = rgba.shape[:2]
     scale = size / max(h, w)
-    out = cv2.resize(rgba, (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)),
-                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = cv2.resize(
+        rgba,
+        (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
     if rng.random() < 0.5:
         out = out[:, ::-1]
     k = int(rng.integers(4)) if rng.random() < 0.3 else 0

@@ -35,12 +35,36 @@ _NUM_JOINTS = len(JOTR30)
 
 # COCO keypoint sigmas (Lin et al. 2014) per JOTR30 joint; non-COCO joints borrow the closest COCO joint's.
 _SIGMA_BY_NAME = {
-    "Pelvis": 0.107, "L_Hip": 0.107, "R_Hip": 0.107, "Spine1": 0.107, "L_Knee": 0.087, "R_Knee": 0.087,
-    "Spine2": 0.107, "L_Ankle": 0.089, "R_Ankle": 0.089, "Spine3": 0.079, "L_Foot": 0.089, "R_Foot": 0.089,
-    "Neck": 0.079, "L_Collar": 0.079, "R_Collar": 0.079, "Head": 0.035, "L_Shoulder": 0.079,
-    "R_Shoulder": 0.079, "L_Elbow": 0.072, "R_Elbow": 0.072, "L_Wrist": 0.062, "R_Wrist": 0.062,
-    "L_Hand": 0.062, "R_Hand": 0.062, "Nose": 0.026, "L_Eye": 0.025, "R_Eye": 0.025, "L_Ear": 0.035,
-    "R_Ear": 0.035, "Head_top": 0.035,
+    "Pelvis": 0.107,
+    "L_Hip": 0.107,
+    "R_Hip": 0.107,
+    "Spine1": 0.107,
+    "L_Knee": 0.087,
+    "R_Knee": 0.087,
+    "Spine2": 0.107,
+    "L_Ankle": 0.089,
+    "R_Ankle": 0.089,
+    "Spine3": 0.079,
+    "L_Foot": 0.089,
+    "R_Foot": 0.089,
+    "Neck": 0.079,
+    "L_Collar": 0.079,
+    "R_Collar": 0.079,
+    "Head": 0.035,
+    "L_Shoulder": 0.079,
+    "R_Shoulder": 0.079,
+    "L_Elbow": 0.072,
+    "R_Elbow": 0.072,
+    "L_Wrist": 0.062,
+    "R_Wrist": 0.062,
+    "L_Hand": 0.062,
+    "R_Hand": 0.062,
+    "Nose": 0.026,
+    "L_Eye": 0.025,
+    "R_Eye": 0.025,
+    "L_Ear": 0.035,
+    "R_Ear": 0.035,
+    "Head_top": 0.035,
 }
 OKS_K = np.array([2.0 * _SIGMA_BY_NAME[n] for n in JOTR30.names], dtype=np.float64)  # (30,)
 
@@ -70,7 +94,10 @@ SWAP_RADIUS = 0.6  # a joint can be taken from another person whose same joint l
 GOOD_OKS = 0.85  # GOOD errors stay above this OKS, JITTER errors lie in [JITTER_OKS, GOOD_OKS]
 JITTER_OKS = 0.5
 CONFIDENCE = {  # uniform ranges per error type
-    GOOD: (0.75, 1.0), JITTER: (0.45, 0.85), INVERSION: (0.3, 0.8), SWAP: (0.3, 0.8),
+    GOOD: (0.75, 1.0),
+    JITTER: (0.45, 0.85),
+    INVERSION: (0.3, 0.8),
+    SWAP: (0.3, 0.8),
 }
 
 

@@ -42,14 +42,18 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
-            raise ValueError(f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}")
+            raise ValueError(
+                f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}"
+            )
         if self.heatmap_size * 4 != self.input_size:
             raise ValueError(
                 f"model.heatmap_size must be input_size / 4 = {self.input_size // 4} (the stem's output grid), "
                 f"got {self.heatmap_size}"
             )
         if self.d_model % self.nhead or self.d_model % 4:
-            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by nhead ({self.nhead}) and by 4")
+            raise ValueError(
+                f"model.d_model ({self.d_model}) must be divisible by nhead ({self.nhead}) and by 4"
+            )
         for name in ("enc_layers_2d", "enc_layers_3d", "dec_layers", "volume_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")

@@ -26,7 +26,14 @@ from jotr.geometry.camera import VirtualCamera
 from jotr.geometry.coords import inverse_sigmoid, px_to_hm, unit_to_grid
 from jotr.geometry.rotations import rot6d_to_rotmat
 from jotr.models.config import ModelConfig
-from jotr.models.resnet import STEM_CHANNELS, STRIDE, ResNet, clear_folded_cache, conv_bn, load_backbone_weights
+from jotr.models.resnet import (
+    STEM_CHANNELS,
+    STRIDE,
+    ResNet,
+    clear_folded_cache,
+    conv_bn,
+    load_backbone_weights,
+)
 from jotr.models.transformer import DecoderLayer, Encoder, sine_position_encoding_2d, sinusoid_table_1d
 from jotr.models.vposer import VPOSER_JOINTS, VPOSER_LATENT, VPoserV1, load_vposer_weights
 from jotr.structures import Inputs, JOTROutput
@@ -94,7 +101,8 @@ class CascadeHead(nn.Module):
     def __init__(self, d_model: int, out_dim: int, num_layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            [nn.Linear(d_model, out_dim)] + [nn.Linear(d_model + out_dim, out_dim) for _ in range(num_layers - 1)]
+            [nn.Linear(d_model, out_dim)]
+            + [nn.Linear(d_model + out_dim, out_dim) for _ in range(num_layers - 1)]
         )
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -117,8 +125,12 @@ class CoarseToFineDecoder(nn.Module):
             DecoderLayer(d, cfg.nhead, cfg.ffn_dim_dec, cfg.dropout, impl) for _ in range(cfg.dec_layers)
         )
         self.norm = nn.LayerNorm(d)  # shared, applied after every layer and fed to the next
-        self.joint_heads = nn.ModuleList([nn.Linear(d, 3)] + [nn.Linear(d + 3, 3) for _ in range(cfg.dec_layers - 1)])
-        self.sample_pos = nn.Sequential(nn.Linear(3, d), nn.LayerNorm(d), nn.ReLU(inplace=True), nn.Linear(d, d))
+        self.joint_heads = nn.ModuleList(
+            [nn.Linear(d, 3)] + [nn.Linear(d + 3, 3) for _ in range(cfg.dec_layers - 1)]
+        )
+        self.sample_pos = nn.Sequential(
+            nn.Linear(3, d), nn.LayerNorm(d), nn.ReLU(inplace=True), nn.Linear(d, d)
+        )
         # Queries: content vectors (zero-init, one per token kind) and positional queries.
         self.body_content = nn.Parameter(torch.zeros(d))
         self.joint_content = nn.Parameter(torch.zeros(d))
@@ -132,7 +144,11 @@ class CoarseToFineDecoder(nn.Module):
         (L, B, 3, C) normalised body tokens per layer, (L, B, 15, 3) joints per layer in the unit cube."""
         B, _, d = memory.shape
         tgt = torch.cat(
-            [self.body_content.expand(B, NUM_BODY_TOKENS, d), self.joint_content.expand(B, self.num_joints, d)], 1
+            [
+                self.body_content.expand(B, NUM_BODY_TOKENS, d),
+                self.joint_content.expand(B, self.num_joints, d),
+            ],
+            1,
         ).to(memory.dtype)
         query_pos = torch.cat([self.body_query_pos, self.joint_query_pos.weight], dim=0)  # (18, C)
         pos_2d = memory_pos.expand(B, -1, -1)
@@ -212,12 +228,16 @@ class JOTRNetwork(nn.Module):
         self.pose2feat = Pose2Feat(STEM_CHANNELS, cfg.num_input_joints)
         # 2D tokens and encoder
         self.input_proj = nn.Conv2d(c_feat, d, 1)
-        self.encoder_2d = Encoder(cfg.enc_layers_2d, d, cfg.nhead, cfg.ffn_dim_2d, cfg.dropout, cfg.attention, False)
+        self.encoder_2d = Encoder(
+            cfg.enc_layers_2d, d, cfg.nhead, cfg.ffn_dim_2d, cfg.dropout, cfg.attention, False
+        )
         # Lifting 2D -> 3D and the 3D encoder
         self.lift = nn.Conv2d(c_feat, d * D, 1)
         self.lift_coord = nn.Conv3d(d + 3, d, 1)  # applied as a per-voxel linear map
         self.depth_exponent = nn.Parameter(torch.tensor(float(cfg.depth_exponent_init)))
-        self.encoder_3d = Encoder(cfg.enc_layers_3d, d, cfg.nhead, cfg.ffn_dim_3d, cfg.dropout, cfg.attention, True)
+        self.encoder_3d = Encoder(
+            cfg.enc_layers_3d, d, cfg.nhead, cfg.ffn_dim_3d, cfg.dropout, cfg.attention, True
+        )
         # Decoder and heads
         self.decoder = CoarseToFineDecoder(cfg)
         L = cfg.dec_layers
@@ -241,8 +261,13 @@ class JOTRNetwork(nn.Module):
 
     def _reset_transformer_parameters(self) -> None:
         """Xavier-uniform for every matrix of the transformers (DETR's ``_reset_parameters``)."""
-        for module in (self.encoder_2d, self.encoder_3d, self.decoder.layers, self.decoder.joint_heads,
-                       self.decoder.sample_pos):
+        for module in (
+            self.encoder_2d,
+            self.encoder_3d,
+            self.decoder.layers,
+            self.decoder.joint_heads,
+            self.decoder.sample_pos,
+        ):
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
@@ -266,7 +291,9 @@ class JOTRNetwork(nn.Module):
         img, kp, valid = inputs.image, inputs.keypoints_hm, inputs.keypoints_valid
         s, j = self.cfg.input_size, self.cfg.num_input_joints
         if img.dim() != 4 or img.shape[1] != 3 or img.shape[2] != s or img.shape[3] != s:
-            raise InputError(f"inputs.image must be (B, 3, {s}, {s}) (model.input_size), got {tuple(img.shape)}")
+            raise InputError(
+                f"inputs.image must be (B, 3, {s}, {s}) (model.input_size), got {tuple(img.shape)}"
+            )
         B = img.shape[0]
         if tuple(kp.shape) != (B, j, 2):
             raise InputError(f"inputs.keypoints_hm must be ({B}, {j}, 2), got {tuple(kp.shape)}")
@@ -286,7 +313,9 @@ class JOTRNetwork(nn.Module):
         valid = inputs.keypoints_valid.to(image.dtype)
         if self.training:
             valid = drop_joints(valid, cfg.joint_mask_prob, generator)
-        heatmaps = render_heatmaps(inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma)
+        heatmaps = render_heatmaps(
+            inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma
+        )
 
         feat = self.backbone.stem(image)  # (B, 64, hm, hm)
         feat = self.pose2feat(feat, heatmaps)
@@ -306,7 +335,9 @@ class JOTRNetwork(nn.Module):
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
         memory = self.encoder_2d(tokens_2d, pos_2d)
 
-        body_tokens, joints_unit = self.decoder(memory, pos_2d, volume, exponent)  # (L, B, 3, C), (L, B, 15, 3)
+        body_tokens, joints_unit = self.decoder(
+            memory, pos_2d, volume, exponent
+        )  # (L, B, 3, C), (L, B, 15, 3)
 
         with torch.autocast(device_type=image.device.type, enabled=False):
             body_tokens = body_tokens.float()
@@ -318,7 +349,9 @@ class JOTRNetwork(nn.Module):
             if self.vposer is not None:
                 body = self.vposer.decode(pose_out)  # (B, 21, 3, 3)
                 rest = 1 + body.shape[1]
-                extra = torch.eye(3, device=body.device, dtype=body.dtype).expand(B, self.num_pose_joints - rest, 3, 3)
+                extra = torch.eye(3, device=body.device, dtype=body.dtype).expand(
+                    B, self.num_pose_joints - rest, 3, 3
+                )
                 pose_rotmat = torch.cat([root, body, extra], dim=1)
                 latent = pose_out
             else:

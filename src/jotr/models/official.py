@@ -28,7 +28,15 @@ OFFICIAL_POS_TABLE = "pos_embed_1d.pos_table"
 OFFICIAL_SMPL_PREFIX = "human_model_layer."
 OFFICIAL_SMPL_KEYS = tuple(
     OFFICIAL_SMPL_PREFIX + k
-    for k in ("th_betas", "th_shapedirs", "th_posedirs", "th_v_template", "th_J_regressor", "th_weights", "th_faces")
+    for k in (
+        "th_betas",
+        "th_shapedirs",
+        "th_posedirs",
+        "th_v_template",
+        "th_J_regressor",
+        "th_weights",
+        "th_faces",
+    )
 )
 NUM_OFFICIAL_KEYS = 538
 
@@ -64,18 +72,31 @@ def rename_table(cfg: ModelConfig | None = None) -> list[tuple[str, str]]:
         ("cascade_cam_out.", "cam_head.layers."),
         ("refine_3d.norm.", "encoder_3d.norm."),
     ]
-    encoders = (("transformer.encoder.layers", "encoder_2d.layers", cfg.enc_layers_2d),
-                ("refine_3d.layers", "encoder_3d.layers", cfg.enc_layers_3d))
+    encoders = (
+        ("transformer.encoder.layers", "encoder_2d.layers", cfg.enc_layers_2d),
+        ("refine_3d.layers", "encoder_3d.layers", cfg.enc_layers_3d),
+    )
     for official, ours, n in encoders:
         for i in range(n):
             a, b = f"{official}.{i}.", f"{ours}.{i}."
-            table += [(a + "self_attn.", b + "self_attn."), (a + "linear1.", b + "ffn.linear1."),
-                      (a + "linear2.", b + "ffn.linear2."), (a + "norm1.", b + "norm1."), (a + "norm2.", b + "norm2.")]
+            table += [
+                (a + "self_attn.", b + "self_attn."),
+                (a + "linear1.", b + "ffn.linear1."),
+                (a + "linear2.", b + "ffn.linear2."),
+                (a + "norm1.", b + "norm1."),
+                (a + "norm2.", b + "norm2."),
+            ]
     for i in range(cfg.dec_layers):
         a, b = f"transformer.decoder.layers.{i}.", f"decoder.layers.{i}."
-        table += [(a + "self_attn.", b + "self_attn."), (a + "multihead_attn.", b + "cross_attn."),
-                  (a + "linear1.", b + "ffn.linear1."), (a + "linear2.", b + "ffn.linear2."),
-                  (a + "norm1.", b + "norm1."), (a + "norm2.", b + "norm2."), (a + "norm3.", b + "norm3.")]
+        table += [
+            (a + "self_attn.", b + "self_attn."),
+            (a + "multihead_attn.", b + "cross_attn."),
+            (a + "linear1.", b + "ffn.linear1."),
+            (a + "linear2.", b + "ffn.linear2."),
+            (a + "norm1.", b + "norm1."),
+            (a + "norm2.", b + "norm2."),
+            (a + "norm3.", b + "norm3."),
+        ]
     return table
 
 
@@ -105,7 +126,9 @@ def extract_official_state(obj: Any, source: str = "checkpoint") -> dict[str, Te
     elif isinstance(obj, Mapping) and "state_dict" in obj:
         state = obj["state_dict"]
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{source} is not an official JOTR checkpoint (no 'network' state dict of tensors)")
+        raise CheckpointError(
+            f"{source} is not an official JOTR checkpoint (no 'network' state dict of tensors)"
+        )
     out = {}
     for key, value in state.items():
         out[key[len("module.") :] if key.startswith("module.") else key] = value
@@ -113,7 +136,9 @@ def extract_official_state(obj: Any, source: str = "checkpoint") -> dict[str, Te
 
 
 def convert_official_state(
-    state: Mapping[str, Tensor], expected: Mapping[str, Tensor], cfg: ModelConfig | None = None,
+    state: Mapping[str, Tensor],
+    expected: Mapping[str, Tensor],
+    cfg: ModelConfig | None = None,
     source: str = "checkpoint",
 ) -> dict[str, Tensor]:
     """Rename an official state dict onto our keys and check it against ``expected`` (our network's state dict).
@@ -148,7 +173,11 @@ def convert_official_state(
     if unknown or missing or mis_shaped:
         parts = [
             f"{label} ({len(keys)}): {', '.join(sorted(keys)[:15])}{' ...' if len(keys) > 15 else ''}"
-            for label, keys in (("unknown keys", unknown), ("missing keys", missing), ("shape mismatches", mis_shaped))
+            for label, keys in (
+                ("unknown keys", unknown),
+                ("missing keys", missing),
+                ("shape mismatches", mis_shaped),
+            )
             if keys
         ]
         raise CheckpointError(f"{source} does not match the official JOTR layout: " + "; ".join(parts))
@@ -163,5 +192,7 @@ def load_official_file(path: str | Path) -> dict[str, Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
-        raise CheckpointError(f"{path} cannot be read as a weights-only PyTorch file: {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"{path} cannot be read as a weights-only PyTorch file: {type(exc).__name__}: {exc}"
+        ) from exc
     return extract_official_state(obj, str(path))

@@ -30,13 +30,18 @@ def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d, dtype: torch.dtype) -> tuple[Te
     ``train()``/``eval()`` switch. Never part of the state dict.
     """
     tensors = (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked)
-    key = tuple((t._version, t.data_ptr()) for t in tensors) + (conv.bias is None or conv.bias._version, dtype)
+    key = tuple((t._version, t.data_ptr()) for t in tensors) + (
+        conv.bias is None or conv.bias._version,
+        dtype,
+    )
     cached = conv.__dict__.get("_jotr_folded")
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
     with torch.no_grad():
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        weight = (conv.weight * scale[:, None, None, None]).to(dtype).contiguous(memory_format=torch.channels_last)
+        weight = (
+            (conv.weight * scale[:, None, None, None]).to(dtype).contiguous(memory_format=torch.channels_last)
+        )
         bias = bn.bias - bn.running_mean * scale
         if conv.bias is not None:
             bias = bias + conv.bias * scale
@@ -70,7 +75,9 @@ def _add_relu(out: Tensor, identity: Tensor) -> Tensor:
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -91,7 +98,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -209,7 +218,9 @@ def backbone_state_from_file(path: str | Path) -> dict[str, Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
-        raise CheckpointError(f"backbone weight file {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"backbone weight file {path} cannot be read: {type(exc).__name__}: {exc}"
+        ) from exc
     state = _unwrap_state(raw, f"backbone weight file {path}")
     out: dict[str, Tensor] = {}
     for key, value in state.items():
@@ -244,7 +255,11 @@ def load_backbone_weights(backbone: ResNet, path: str | Path) -> None:
     if missing or unexpected or mis_shaped:
         parts = [
             f"{label} ({len(keys)}): {', '.join(keys[:12])}{' ...' if len(keys) > 12 else ''}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped))
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape mismatch", mis_shaped),
+            )
             if keys
         ]
         raise CheckpointError(f"backbone weights {path} do not fit a {backbone.depth}: " + "; ".join(parts))

@@ -91,10 +91,19 @@ class Encoder(nn.Module):
     """A stack of post-norm encoder layers with an optional final LayerNorm."""
 
     def __init__(
-        self, num_layers: int, d_model: int, nhead: int, dim_ff: int, dropout: float, impl: str, final_norm: bool
+        self,
+        num_layers: int,
+        d_model: int,
+        nhead: int,
+        dim_ff: int,
+        dropout: float,
+        impl: str,
+        final_norm: bool,
     ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(EncoderLayer(d_model, nhead, dim_ff, dropout, impl) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, nhead, dim_ff, dropout, impl) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(d_model) if final_norm else None
 
     def forward(self, src: Tensor, pos: Tensor | None) -> Tensor:
@@ -145,7 +154,9 @@ def sine_position_encoding_2d(height: int, width: int, d_model: int, temperature
         return torch.stack((a[:, 0::2].sin(), a[:, 1::2].cos()), dim=2).flatten(1)
 
     ey, ex = enc(y), enc(x)  # (H, n), (W, n)
-    pos = torch.cat([ey[:, None, :].expand(height, width, n), ex[None, :, :].expand(height, width, n)], dim=-1)
+    pos = torch.cat(
+        [ey[:, None, :].expand(height, width, n), ex[None, :, :].expand(height, width, n)], dim=-1
+    )
     return pos.reshape(height * width, d_model).float()
 
 

@@ -35,7 +35,9 @@ class VPoserV1(nn.Module):
     ``requires_grad=False``; gradients still flow through it to the latent.
     """
 
-    def __init__(self, latent: int = VPOSER_LATENT, hidden: int = VPOSER_HIDDEN, joints: int = VPOSER_JOINTS) -> None:
+    def __init__(
+        self, latent: int = VPOSER_LATENT, hidden: int = VPOSER_HIDDEN, joints: int = VPOSER_JOINTS
+    ) -> None:
         super().__init__()
         n_in = joints * 3
         self.num_joints = joints

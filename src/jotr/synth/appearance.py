@@ -16,8 +16,8 @@ OCCLUDER_SHAPES = ("box", "board", "cylinder", "sphere", "blob", "capsule", "con
 PATTERNS = ("solid", "hstripes", "vstripes", "checker", "noise", "gradient")
 BACKGROUNDS = ("street", "room", "noise", "blocks")
 
-# Body parts: (name, joint a, joint b, typical radius in metres) -- vertices are assigned to the segment a-b with
-# the smallest (distance - radius) at the rest pose.
+# Body parts: (name, joint a, joint b, typical radius in metres). Each vertex is assigned to the segment a-b
+# with the smallest (distance - radius) at the rest pose.
 _SEGMENTS = (
     ("torso", "Pelvis", "Neck", 0.13),
     ("torso", "L_Hip", "R_Hip", 0.10),
@@ -66,8 +66,9 @@ def segment_body(rest_vertices: np.ndarray, joints30: np.ndarray) -> BodyParts:
         better = d < best
         best[better], part[better], along[better] = d[better], names.index(name), t[better]
     eyes = joints30[[idx["L_Eye"], idx["R_Eye"]]].mean(axis=0)
-    return BodyParts(part, along, rest_vertices, names, float(joints30[idx["Head_top"], 1]), float(eyes[1]),
-                     float(eyes[2]))
+    return BodyParts(
+        part, along, rest_vertices, names, float(joints30[idx["Head_top"], 1]), float(eyes[1]), float(eyes[2])
+    )
 
 
 def random_color(rng: np.random.Generator, *, sat=(0.2, 1.0), val=(0.15, 1.0)) -> np.ndarray:
@@ -86,7 +87,9 @@ def skin_color(rng: np.random.Generator) -> np.ndarray:
     return np.clip(light * (1 - tone) + dark * tone + rng.normal(0, 0.02, 3), 0, 1)
 
 
-def pattern_colors(rng: np.random.Generator, coords: np.ndarray, base: np.ndarray, scale: float) -> np.ndarray:
+def pattern_colors(
+    rng: np.random.Generator, coords: np.ndarray, base: np.ndarray, scale: float
+) -> np.ndarray:
     """(N, 3) colours of a random pattern over (N, 3) coordinates (metres); ``scale`` = typical period."""
     kind = PATTERNS[int(rng.integers(len(PATTERNS)))]
     second = random_color(rng)
@@ -124,7 +127,9 @@ def body_colors(rng: np.random.Generator, parts: BodyParts) -> np.ndarray:
     colors *= rng.uniform(0.95, 1.05, (len(p), 1))  # subtle shading variation
 
     is_ = {n: p == names.index(n) for n in names}
-    sleeve = rng.choice([0.0, 0.35, 1.0, 2.0], p=[0.15, 0.25, 0.2, 0.4])  # upper-arm fraction; 2 = long sleeves
+    sleeve = rng.choice(
+        [0.0, 0.35, 1.0, 2.0], p=[0.15, 0.25, 0.2, 0.4]
+    )  # upper-arm fraction; 2 = long sleeves
     legs = rng.choice([0.6, 1.0, 2.0], p=[0.25, 0.15, 0.6])  # thigh fraction; 2 = long trousers
     top = np.zeros(len(p), bool) | is_["torso"]
     bottom = np.zeros(len(p), bool)
@@ -149,7 +154,9 @@ def body_colors(rng: np.random.Generator, parts: BodyParts) -> np.ndarray:
     # Hair: the top/back of the head above the eyes.
     head = is_["head"]
     hair_line = parts.eye_y + rng.uniform(0.02, 0.06)
-    hair = head & ((rest[:, 1] > hair_line) | ((rest[:, 2] < parts.face_z - 0.04) & (rest[:, 1] > parts.eye_y - 0.1)))
+    hair = head & (
+        (rest[:, 1] > hair_line) | ((rest[:, 2] < parts.face_z - 0.04) & (rest[:, 1] > parts.eye_y - 0.1))
+    )
     if rng.random() < 0.9:
         hair_color = random_color(rng, sat=(0.1, 0.7), val=(0.05, 0.7))
         colors[hair] = hair_color
@@ -173,14 +180,18 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
     w, x, y, z = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
-def occluder_mesh(rng: np.random.Generator, size: float, center: np.ndarray, shape: str | None = None) -> Occluder:
+def occluder_mesh(
+    rng: np.random.Generator, size: float, center: np.ndarray, shape: str | None = None
+) -> Occluder:
     """A random textured primitive of largest extent ~``size`` metres centred at ``center`` (camera frame)."""
     import trimesh
     import trimesh.remesh
@@ -248,9 +259,12 @@ def background(
     cam_rot: np.ndarray,
     cam_height: float,
 ) -> np.ndarray:
-    """(H, W, 3) uint8 procedural background consistent with the camera: a textured ground plane in perspective
-    (``cam_rot`` = world-to-camera rotation, world y down, ground at y = 0, camera ``cam_height`` above it) and,
-    above the horizon, a wall / sky made of gradients, blocks and noise."""
+    """(H, W, 3) uint8 procedural background consistent with the camera.
+
+    A textured ground plane in perspective (``cam_rot`` = world-to-camera rotation, world y down, ground at
+    y = 0, camera ``cam_height`` above it) and, above the horizon, a wall / sky of gradients,
+    blocks and noise.
+    """
     kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     u, v = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     rays = np.stack([(u - princpt[0]) / focal[0], (v - princpt[1]) / focal[1], np.ones_like(u)], axis=-1)

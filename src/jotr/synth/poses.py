@@ -1,9 +1,9 @@
-"""Plausible random body poses: archetypes (standing, walking, sitting, reaching, bending, crouching) written as
-per-bone Euler angles on the Anny rig's bone labels, varied randomly and clipped to joint limits.
+"""Plausible random body poses: archetypes (standing, walking, sitting, reaching, bending, crouching)
+written as per-bone Euler angles on the Anny rig's bone labels, varied randomly and clipped to joint limits.
 
-Angles are in degrees about the axes of the **canonical body frame** (``jotr.body.base``: +X = the body's left,
-+Y = up, +Z = facing direction); pose rotations are relative to the parent bone, whose axes coincide with the
-canonical axes in the rest pose (Anny's ``local-ref`` parameterisation, SMPL-like). Sign cheat-sheet:
+Angles are in degrees about the axes of the **canonical body frame** (``jotr.body.base``: +X = the body's
+left, +Y = up, +Z = facing direction); pose rotations are relative to the parent bone, whose axes coincide
+with the canonical axes in the rest pose (Anny's ``local-ref`` parameterisation, SMPL-like). Sign cheat-sheet:
 
 * rotation about +X: positive tips +Y towards +Z. A hanging limb (pointing -Y) swings *backwards*; so hip and
   shoulder flexion (limb forward) are negative, knee flexion is positive, elbow flexion negative, and a spine
@@ -12,8 +12,8 @@ canonical axes in the rest pose (Anny's ``local-ref`` parameterisation, SMPL-lik
   negative angles (mirrored automatically).
 * rotation about +Y: twist / yaw (positive turns +Z towards +X).
 
-Shared archetype entries give left-side values; right-side bones are mirrored (x kept, y and z negated).
-Each archetype may also set the ``root`` rotation (a torso pitch for bending), applied before the placement yaw.
+Shared archetype entries give left-side values; right-side bones are mirrored (x kept, y and z negated). Each
+archetype may also set the ``root`` rotation (a torso pitch for bending), applied before the placement yaw.
 """
 
 from __future__ import annotations
@@ -49,8 +49,18 @@ _SIDED = {"upperleg01", "lowerleg01", "foot", "clavicle", "upperarm01", "lowerar
 
 # Default per-axis standard deviation of the random variation around an archetype (degrees).
 _NOISE = {
-    "root": 3.0, "upperleg01": 7.0, "lowerleg01": 7.0, "foot": 6.0, "spine": 1.5, "neck01": 5.0, "neck02": 4.0,
-    "head": 8.0, "clavicle": 3.0, "upperarm01": 14.0, "lowerarm01": 14.0, "wrist": 12.0,
+    "root": 3.0,
+    "upperleg01": 7.0,
+    "lowerleg01": 7.0,
+    "foot": 6.0,
+    "spine": 1.5,
+    "neck01": 5.0,
+    "neck02": 4.0,
+    "head": 8.0,
+    "clavicle": 3.0,
+    "upperarm01": 14.0,
+    "lowerarm01": 14.0,
+    "wrist": 12.0,
 }
 
 
@@ -107,8 +117,11 @@ def _archetype_means(name: str, rng: np.random.Generator) -> dict[str, tuple[flo
     if name == "reaching":
         up = rng.random() < 0.5
         both = rng.random() < 0.35
-        reach = (-_u(rng, 60, 150), _u(rng, -30, 30), _u(rng, 10, 60)) if up else (
-            _u(rng, -60, 0), _u(rng, -30, 30), _u(rng, 40, 120))
+        reach = (
+            (-_u(rng, 60, 150), _u(rng, -30, 30), _u(rng, 10, 60))
+            if up
+            else (_u(rng, -60, 0), _u(rng, -30, 30), _u(rng, 40, 120))
+        )
         other = reach if both else (_u(rng, -20, 10), 0.0, arms_down)
         return {
             "root": (_u(rng, -5, 15), 0.0, _u(rng, -8, 8)),
@@ -167,7 +180,9 @@ def _limits_for(label: str) -> np.ndarray | None:
     return lim
 
 
-def sample_pose(rng: np.random.Generator, bone_labels: Sequence[str], archetype: str | None = None) -> PoseSample:
+def sample_pose(
+    rng: np.random.Generator, bone_labels: Sequence[str], archetype: str | None = None
+) -> PoseSample:
     """Random pose on the given rig: (archetype, {bone label: (3,) Euler degrees}) within joint limits.
 
     Only bones present in ``bone_labels`` are returned; absent keys of the archetype are ignored.
@@ -222,7 +237,8 @@ def euler_to_rotmat(angles_deg: np.ndarray) -> np.ndarray:
 
 
 def pose_rotmats(sample: PoseSample, bone_labels: Sequence[str]) -> np.ndarray:
-    """(J, 3, 3) local rotation matrices in the rig's bone order (identity for unposed bones; root included)."""
+    """(J, 3, 3) local rotation matrices in the rig's bone order (identity for unposed bones; root
+    included)."""
     out = np.tile(np.eye(3), (len(bone_labels), 1, 1))
     for j, label in enumerate(bone_labels):
         if label in sample.angles:

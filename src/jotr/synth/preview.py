@@ -1,8 +1,9 @@
 """Example images of the synthetic families with the target's ground-truth joints drawn on top.
 
 ``python -m jotr.synth.preview docs/synthetic`` writes ``<family>.png`` for every family (scene 0 of seed 0,
-320x240), the images shown in docs/synthetic_format.md. Joint colours: green = visible, orange = occluded by an
-object, magenta = occluded by another person; white crosses = the detector-like input keypoints (confidence > 0).
+320x240), the images shown in docs/synthetic_format.md. Joint colours: green = visible, orange = occluded by
+an object, magenta = occluded by another person; white crosses = the detector-like input keypoints
+(confidence above 0).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def draw_target(scene: Scene) -> np.ndarray:
     return image
 
 
-def write_previews(out_dir: str | Path, *, seed: int = 0, index: int = 0, width: int = 320, height: int = 240):
+def write_previews(
+    out_dir: str | Path, *, seed: int = 0, index: int = 0, width: int = 320, height: int = 240
+):
     """Write ``<family>.png`` per family into ``out_dir``; returns the written paths."""
     import cv2
 

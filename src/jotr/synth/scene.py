@@ -1,17 +1,18 @@
 """One synthetic scene: sample people, occluders, camera and background; render; derive the ground truth.
 
-Frames. The *world* frame is gravity-aligned: x right, y **down**, z forward (horizontal), origin on the ground
-right below the camera; the ground is the plane y = 0. The camera sits at ``C = (0, -h, 0)`` pitched down by an
-angle ``p``: ``X_cam = R (X_world - C)`` with ``R = R_x(p)`` (camera frame: x right, y down, z forward). Every
-ground-truth quantity is stored in the **camera frame**; R and ``t = -R C`` are stored as the extrinsics.
+Frames. The *world* frame is gravity-aligned: x right, y **down**, z forward (horizontal), origin on the
+ground right below the camera; the ground is the plane y = 0. The camera sits at ``C = (0, -h, 0)`` pitched
+down by an angle ``p``: ``X_cam = R (X_world - C)`` with ``R = R_x(p)`` (camera frame: x right, y down, z
+forward). Every ground-truth quantity is stored in the **camera frame**; R and ``t = -R C`` are stored as the
+extrinsics.
 
-People are posed in the canonical body frame (``jotr.body.base``) and oriented in the world by
-``R_world = R_yaw @ R_x(180 deg) @ R_archetype`` (an upright person facing the camera, turned by a yaw); their
+People are posed in the canonical body frame (``jotr.body.base``) and oriented in the world by ``R_world =
+R_yaw @ R_x(180 deg) @ R_archetype`` (an upright person facing the camera, turned by a yaw); their
 camera-frame root rotation is ``R @ R_world``. Their feet rest on the ground (lowest vertex at y = 0).
 
 Ground-truth visibility of a joint (``VIS_*``) is read from the rendered instance/depth buffers at the joint's
-projected pixel: outside the image, visible (the person's own surface is the front-most one there, or nothing is
-drawn there), occluded by an object, or occluded by another person. The visible fraction of a person is its
+projected pixel: outside the image, visible (the person's own surface is the front-most one there, or nothing
+is drawn there), occluded by an object, or occluded by another person. The visible fraction of a person is its
 visible pixels in the scene divided by its pixels when rendered alone (truncation by the image border does not
 count as occlusion).
 """
@@ -27,10 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from jotr.body.joint_sets import JOTR30
 from jotr.data.posefix import corrupt_keypoints
 from jotr.synth import appearance as app
-from jotr.synth.poses import euler_to_rotmat, pose_rotmats, sample_pose
+from jotr.synth.poses import pose_rotmats, sample_pose
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,9 @@ class Scene:
 
 def scene_rng(seed: int, family: str, index: int, stream: int = 0) -> np.random.Generator:
     """The generator of scene ``index`` of a split: depends only on (seed, family, index, stream)."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), FAMILY_IDS[family], int(index), int(stream)]))
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed), FAMILY_IDS[family], int(index), int(stream)])
+    )
 
 
 @contextlib.contextmanager
@@ -110,19 +112,26 @@ def rotmat_to_axis_angle(rot: np.ndarray) -> np.ndarray:
 def sample_phenotype(rng: np.random.Generator) -> np.ndarray:
     """(6,) gender, age, muscle, weight, height, proportions: mostly adults, some teenagers/children."""
     age = rng.uniform(0.47, 1.0) if rng.random() < 0.85 else rng.uniform(0.28, 0.47)
-    return np.array([
-        rng.random(), age, rng.uniform(0.1, 0.9), rng.beta(2.0, 2.0) * 0.9 + 0.05, rng.uniform(0.15, 0.85),
-        rng.random(),
-    ])
+    return np.array(
+        [
+            rng.random(),
+            age,
+            rng.uniform(0.1, 0.9),
+            rng.beta(2.0, 2.0) * 0.9 + 0.05,
+            rng.uniform(0.15, 0.85),
+            rng.random(),
+        ]
+    )
 
 
 class SceneGenerator:
     """Renders scenes of one image size; holds the body model and the offscreen renderer (one per process)."""
 
-    def __init__(self, options: SynthOptions = SynthOptions(), body: Any | None = None) -> None:
+    def __init__(self, options: SynthOptions | None = None, body: Any | None = None) -> None:
         from jotr.body.anny import AnnyBody
         from jotr.viz.renderer import Renderer
 
+        options = options if options is not None else SynthOptions()
         self.options = options
         with single_thread_torch():
             self.body = body if body is not None else AnnyBody(rig=options.rig, topology=options.topology)
@@ -148,12 +157,16 @@ class SceneGenerator:
         """
         sample = sample_pose(rng, self.labels)
         rot = pose_rotmats(sample, self.labels)
-        yaw = rng.uniform(-np.pi, np.pi) if rng.random() < 0.8 else rng.normal(0.0, 0.4)  # many face the camera
+        yaw = (
+            rng.uniform(-np.pi, np.pi) if rng.random() < 0.8 else rng.normal(0.0, 0.4)
+        )  # many face the camera
         rot[0] = _rot_y(yaw) @ _RX180 @ rot[0]
         shape = sample_phenotype(rng)
         with torch.no_grad():
-            out = self.body(torch.as_tensor(rot[None], dtype=torch.float32), torch.as_tensor(shape[None],
-                                                                                          dtype=torch.float32))
+            out = self.body(
+                torch.as_tensor(rot[None], dtype=torch.float32),
+                torch.as_tensor(shape[None], dtype=torch.float32),
+            )
             joints = {s: self.body.joints(out, s)[0].numpy().astype(np.float64) for s in GT_JOINT_SETS}
         return rot, shape, sample.archetype, out.vertices[0].numpy().astype(np.float64), joints
 
@@ -165,7 +178,10 @@ class SceneGenerator:
         rot = rot.copy()
         rot[0] = cam_rot @ rot[0]
         return PersonGT(
-            pose_aa=rotmat_to_axis_angle(rot), shape=shape, trans=trans, archetype=archetype,
+            pose_aa=rotmat_to_axis_angle(rot),
+            shape=shape,
+            trans=trans,
+            archetype=archetype,
             vertices=verts_w @ cam_rot.T + trans,
             joints={k: v @ cam_rot.T + trans for k, v in joints_w.items()},
             colors=colors,
@@ -201,8 +217,19 @@ class SceneGenerator:
         u_t = rng.uniform(0.35, 0.65) * W
         depth_t = gz * np.cos(pitch)
         gx = (u_t - princpt[0]) * depth_t / focal_px
-        persons = [self._place(rot, shape, arch, verts_w, joints_w, (gx, gz), cam_rot, cam_center,
-                               app.body_colors(rng, self.parts))]
+        persons = [
+            self._place(
+                rot,
+                shape,
+                arch,
+                verts_w,
+                joints_w,
+                (gx, gz),
+                cam_rot,
+                cam_center,
+                app.body_colors(rng, self.parts),
+            )
+        ]
         ground = [(gx, gz)]
         target_box = self._box(persons[0].vertices, focal, princpt)
         w_t = max(target_box[2] - target_box[0], 1.0)
@@ -230,8 +257,19 @@ class SceneGenerator:
             else:
                 continue  # no free spot: leave this person out
             rot, shape, arch, verts_w, joints_w = self._pose_person(rng)
-            persons.append(self._place(rot, shape, arch, verts_w, joints_w, (gx_o, gz_o), cam_rot, cam_center,
-                                       app.body_colors(rng, self.parts)))
+            persons.append(
+                self._place(
+                    rot,
+                    shape,
+                    arch,
+                    verts_w,
+                    joints_w,
+                    (gx_o, gz_o),
+                    cam_rot,
+                    cam_center,
+                    app.body_colors(rng, self.parts),
+                )
+            )
             ground.append((gx_o, gz_o))
 
         # Object occluders in front of the target (OC).
@@ -256,8 +294,15 @@ class SceneGenerator:
         bg = app.background(rng, W, H, focal, princpt, cam_rot, cam_h)
         meshes = [(p.vertices, self.faces, p.colors) for p in persons]
         meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
-        res = self.renderer.render(meshes, focal, princpt, bg=bg, ambient=rng.uniform(0.3, 0.6),
-                                   light=rng.uniform(1.5, 4.0), alone=range(len(persons)))
+        res = self.renderer.render(
+            meshes,
+            focal,
+            princpt,
+            bg=bg,
+            ambient=rng.uniform(0.3, 0.6),
+            light=rng.uniform(1.5, 4.0),
+            alone=range(len(persons)),
+        )
         image = self._postprocess(rng, res.color)
 
         # Ground truth per person.
@@ -272,19 +317,34 @@ class SceneGenerator:
             ann = self._annotate(i, person, res, alone, focal, princpt, len(persons))
             valid = ann["visibility_jotr30"] != VIS_OUTSIDE
             occluded = np.isin(ann["visibility_jotr30"], (VIS_OBJECT, VIS_PERSON))
-            kps = corrupt_keypoints(all_2d[i], valid, kp_rng, occluded=occluded,
-                                    others=[j for k, j in enumerate(all_2d) if k != i])
+            kps = corrupt_keypoints(
+                all_2d[i],
+                valid,
+                kp_rng,
+                occluded=occluded,
+                others=[j for k, j in enumerate(all_2d) if k != i],
+            )
             ann["input_keypoints"] = kps
             annotations.append(ann)
             depths.append(alone)
         image_info = {
-            "width": W, "height": H,
-            "cam_param": {"focal": list(focal), "princpt": list(princpt), "R": cam_rot, "t": -cam_rot @ cam_center},
-            "family": family, "seed": int(seed), "index": int(index),
+            "width": W,
+            "height": H,
+            "cam_param": {
+                "focal": list(focal),
+                "princpt": list(princpt),
+                "R": cam_rot,
+                "t": -cam_rot @ cam_center,
+            },
+            "family": family,
+            "seed": int(seed),
+            "index": int(index),
             "num_persons": len(persons),
             "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
         }
-        return Scene(image=image, image_info=image_info, persons=annotations, render=res, person_depths=depths)
+        return Scene(
+            image=image, image_info=image_info, persons=annotations, render=res, person_depths=depths
+        )
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -293,7 +353,9 @@ class SceneGenerator:
         """(N, 3) camera frame -> (N, 2) pixels, as ``jotr.geometry.camera.project_points``."""
         from jotr.geometry.camera import project_points
 
-        return project_points(torch.as_tensor(points, dtype=torch.float64), tuple(focal), tuple(princpt)).numpy()
+        return project_points(
+            torch.as_tensor(points, dtype=torch.float64), tuple(focal), tuple(princpt)
+        ).numpy()
 
     def _box(self, vertices: np.ndarray, focal, princpt) -> np.ndarray:
         """(4,) x0, y0, x1, y1 of the projected vertices, clipped to the image."""
@@ -302,7 +364,9 @@ class SceneGenerator:
         hi = np.clip(uv.max(axis=0), 0, [self.options.width - 1, self.options.height - 1])
         return np.concatenate([lo, hi])
 
-    def _visibility(self, i: int, joints_cam: np.ndarray, uv: np.ndarray, res, num_persons: int) -> np.ndarray:
+    def _visibility(
+        self, i: int, joints_cam: np.ndarray, uv: np.ndarray, res, num_persons: int
+    ) -> np.ndarray:
         """(K,) VIS_* code of each joint of person ``i`` from the scene's instance/depth buffers."""
         W, H = self.options.width, self.options.height
         col, row = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
@@ -329,7 +393,12 @@ class SceneGenerator:
         box = self._box(person.vertices, focal, princpt)
         if pixels_visible > 0:
             ys, xs = np.nonzero(own)
-            vbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+            vbox = [
+                float(xs.min()),
+                float(ys.min()),
+                float(xs.max() - xs.min() + 1),
+                float(ys.max() - ys.min() + 1),
+            ]
         else:
             vbox = [0.0, 0.0, 0.0, 0.0]
         coco_v = np.where(vis_coco == VIS_VISIBLE, 2, np.where(vis_coco == VIS_OUTSIDE, 0, 1))
@@ -356,8 +425,12 @@ class SceneGenerator:
             "visibility_jotr30": vis30,
             "visibility_coco17": vis_coco,
             "body_param": {
-                "model": "anny", "rig": self.options.rig, "pose_aa": person.pose_aa, "shape": person.shape,
-                "trans": person.trans, "archetype": person.archetype,
+                "model": "anny",
+                "rig": self.options.rig,
+                "pose_aa": person.pose_aa,
+                "shape": person.shape,
+                "trans": person.trans,
+                "archetype": person.archetype,
             },
             "inside_image": bool(0 <= box[0] and box[2] <= W - 1 and 0 <= box[1] and box[3] <= H - 1),
         }

@@ -1,9 +1,10 @@
-"""Write a synthetic split to disk: ``DIR/images/<split>/<index>.jpg`` and ``DIR/<split>.json`` (docs/synthetic_format.md).
+"""Write a synthetic split to disk: ``DIR/images/<split>/<index>.jpg`` and ``DIR/<split>.json``
+(docs/synthetic_format.md).
 
 Atomicity: a stale ``DIR/<split>.json`` is removed first, every image is written atomically, and the JSON is
 written last (atomically), so a killed run never leaves a JSON that points at missing or foreign images.
-Determinism: scene ``i`` draws only from ``(seed, family, i)`` and torch runs single-threaded while generating, so
-the JSON is byte-identical for a given seed whatever the number of workers.
+Determinism: scene ``i`` draws only from ``(seed, family, i)`` and torch runs single-threaded while
+generating, so the JSON is byte-identical for a given seed whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -97,9 +98,13 @@ def dataset_info(family: str, num: int, seed: int, options: SynthOptions, pose_j
         "num_images": num,
         "seed": seed,
         "options": asdict(options),
-        "body_model": {"kind": "anny", "rig": options.rig, "rendered_topology": options.topology,
-                       "pose_joint_names": list(pose_joint_names),
-                       "shape_names": ["gender", "age", "muscle", "weight", "height", "proportions"]},
+        "body_model": {
+            "kind": "anny",
+            "rig": options.rig,
+            "rendered_topology": options.topology,
+            "pose_joint_names": list(pose_joint_names),
+            "shape_names": ["gender", "age", "muscle", "weight", "height", "proportions"],
+        },
         "joint_sets": {name: list(get_joint_set(name).names) for name in GT_JOINT_SETS},
         "visibility_codes": {name: code for code, name in enumerate(VISIBILITY_NAMES)},
         "coordinate_frames": {
@@ -117,7 +122,7 @@ def write_split(
     seed: int = 0,
     *,
     workers: int = 1,
-    options: SynthOptions = SynthOptions(),
+    options: SynthOptions | None = None,
     split: str | None = None,
     progress: bool = True,
     generator: SceneGenerator | None = None,
@@ -127,6 +132,7 @@ def write_split(
     ``split`` names the JSON/image folder (default: the family). ``generator`` reuses an existing in-process
     generator (``workers <= 1`` only; tests use it to avoid re-loading the body model).
     """
+    options = options if options is not None else SynthOptions()
     if family not in FAMILIES:
         raise InputError(f"synth: unknown split family {family!r}; choose one of {', '.join(FAMILIES)}")
     if num <= 0:
@@ -141,7 +147,9 @@ def write_split(
         raise InputError(f"synth: cannot create output folder {image_dir}: {exc}") from exc
     json_path.unlink(missing_ok=True)  # a stale JSON must never describe the images being overwritten
 
-    tasks = [(family, int(seed), i, str(image_dir / f"{i:06d}.jpg"), f"{split}/{i:06d}.jpg") for i in range(num)]
+    tasks = [
+        (family, int(seed), i, str(image_dir / f"{i:06d}.jpg"), f"{split}/{i:06d}.jpg") for i in range(num)
+    ]
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -182,16 +190,25 @@ def write_split(
         "info": to_jsonable(dataset_info(family, num, int(seed), options, pose_names)),
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": 1, "name": "person", "keypoints": list(get_joint_set("coco17").names),
-                        "skeleton": []}],
+        "categories": [
+            {"id": 1, "name": "person", "keypoints": list(get_joint_set("coco17").names), "skeleton": []}
+        ],
     }
     atomic_write_text(json_path, json.dumps(document, separators=(",", ":")))
     targets = [a["visible_fraction"] for a in annotations if a["is_target"]]
     summary = SplitSummary(
-        json_path=str(json_path), num_images=num, num_annotations=len(annotations), seconds=seconds,
+        json_path=str(json_path),
+        num_images=num,
+        num_annotations=len(annotations),
+        seconds=seconds,
         images_per_second=num / max(seconds, 1e-9),
         target_visible_fraction=float(np.mean(targets)) if targets else float("nan"),
     )
-    log.info("wrote %s: %d images, %d persons, %.2f images/s", json_path, num, len(annotations),
-             summary.images_per_second)
+    log.info(
+        "wrote %s: %d images, %d persons, %.2f images/s",
+        json_path,
+        num,
+        len(annotations),
+        summary.images_per_second,
+    )
     return summary

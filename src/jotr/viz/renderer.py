@@ -1,16 +1,20 @@
-"""Offscreen mesh renderer (pyrender; OSMesa on headless machines) shared by the synthetic-data generator and demos.
+"""Offscreen mesh renderer (pyrender; OSMesa on headless machines), shared by the synthetic-data generator
+and the demos.
 
 Conventions:
 
-* Vertices are given in the project's **camera frame** (metres; x right, y down, z forward). pyrender/OpenGL
-  cameras look down -Z with +Y up, so the renderer converts once, here: ``(x, y, z) -> (x, -y, -z)``, with the
-  pyrender camera at the identity pose.
-* Intrinsics ``focal = (f_x, f_y)`` and ``princpt = (c_x, c_y)`` follow :func:`jotr.geometry.camera.project_points`
-  (``u = X / Z * f_x + c_x``) with **pixel centres at integer coordinates** (pixel ``(col, row)`` covers
-  ``[col - 0.5, col + 0.5)``), the convention of COCO keypoints and OpenCV. A projected point ``(u, v)`` therefore
-  falls in pixel ``(round(u), round(v))``.
-* Outputs: ``color`` (H, W, 3) uint8 RGB; ``depth`` (H, W) float32 camera-frame z in metres, 0 where nothing was
-  drawn; ``instance`` (H, W) int32, index of the front-most mesh in the input list, -1 for background.
+* Meshes are ``(vertices, faces[, colour])`` tuples or :class:`MeshItem`: vertices ``(V, 3)`` in the project's
+  **camera frame** (metres; x right, y down, z forward), faces ``(F, 3)``, colour RGB ``(3,)`` or per-vertex
+  ``(V, 3)`` in [0, 1] or 0-255. pyrender/OpenGL cameras look down -Z with +Y up, so the renderer converts
+  once, here: ``(x, y, z) -> (x, -y, -z)``, with the pyrender camera at the identity pose.
+* Intrinsics ``focal = (f_x, f_y)`` and ``princpt = (c_x, c_y)`` follow
+  :func:`jotr.geometry.camera.project_points` (``u = X / Z * f_x + c_x``) with **pixel centres at integer
+  coordinates** (pixel ``(col, row)`` covers ``[col - 0.5, col + 0.5)``), the convention of COCO keypoints and
+  OpenCV: a projected point ``(u, v)`` falls in pixel ``(round(u), round(v))``.
+* Outputs: ``color`` (H, W, 3) uint8 RGB; ``depth`` (H, W) float32 camera-frame z in metres, 0 where nothing
+  was drawn; ``instance`` (H, W) int32, index of the front-most mesh in the input list, -1 for background;
+  optionally ``alone_depth`` (the depth of chosen meshes rendered without the others).
+* Both sides of every triangle are drawn unless ``Renderer(..., double_sided=False)`` (closed meshes only).
 
 OSMesa ignores RGBA output, so compositing over a background uses the depth buffer as the mask, and pyrender's
 ``bg_color`` is given as floats (integers would be read on a 0-255 scale).
@@ -41,7 +45,9 @@ class RenderResult:
     color: np.ndarray  # (H, W, 3) uint8 RGB, composited over the background
     depth: np.ndarray  # (H, W) float32 camera-frame depth z, metres; 0 = empty
     instance: np.ndarray  # (H, W) int32 index of the front-most mesh in the input list; -1 = background
-    alone_depth: dict[int, np.ndarray] = field(default_factory=dict)  # mesh index -> (H, W) depth rendered alone
+    alone_depth: dict[int, np.ndarray] = field(
+        default_factory=dict
+    )  # mesh index -> (H, W) depth rendered alone
 
 
 @dataclass
@@ -53,7 +59,11 @@ class MeshItem:
 
 def _import_pyrender() -> Any:
     """Import pyrender, selecting OSMesa when no display is available; a clear error if that fails."""
-    if "pyrender" not in sys.modules and not os.environ.get("PYOPENGL_PLATFORM") and not os.environ.get("DISPLAY"):
+    if (
+        "pyrender" not in sys.modules
+        and not os.environ.get("PYOPENGL_PLATFORM")
+        and not os.environ.get("DISPLAY")
+    ):
         os.environ["PYOPENGL_PLATFORM"] = "osmesa"
     try:
         import pyrender
@@ -81,7 +91,9 @@ def _as_item(mesh: MeshItem | Sequence[Any], index: int) -> MeshItem:
         item = mesh
     else:
         if len(mesh) not in (2, 3):
-            raise InputError(f"render: mesh {index} must be (vertices, faces[, colour]), got {len(mesh)} items")
+            raise InputError(
+                f"render: mesh {index} must be (vertices, faces[, colour]), got {len(mesh)} items"
+            )
         item = MeshItem(*mesh) if len(mesh) == 3 else MeshItem(mesh[0], mesh[1], DEFAULT_COLOR)
     v = np.asarray(item.vertices, dtype=np.float64)
     f = np.asarray(item.faces)
@@ -98,13 +110,15 @@ def _as_item(mesh: MeshItem | Sequence[Any], index: int) -> MeshItem:
 
 
 class Renderer:
-    """Offscreen renderer of a fixed image size; the OpenGL context is created once and reused between calls."""
+    """Offscreen renderer of a fixed image size; the OpenGL context is created once and reused between
+    calls."""
 
     def __init__(
         self, width: int, height: int, *, znear: float = 0.05, zfar: float = 100.0, double_sided: bool = True
     ) -> None:
-        """``double_sided=False`` culls back faces (faster; only for closed meshes with outward-facing triangles,
-        e.g. body models and trimesh primitives); the default draws both sides of every triangle."""
+        """``double_sided=False`` culls back faces (faster; only for closed meshes with outward-facing
+        triangles, e.g. body models and trimesh primitives); the default draws both sides of every triangle.
+        """
         if width <= 0 or height <= 0:
             raise InputError(f"Renderer: image size must be positive, got {width}x{height}")
         self.width, self.height = int(width), int(height)
@@ -115,7 +129,8 @@ class Renderer:
             self._renderer = self._pyrender.OffscreenRenderer(self.width, self.height)
         except Exception as exc:
             raise RuntimeError(
-                "could not create an offscreen OpenGL context; on headless machines install libosmesa6 and set "
+                "could not create an offscreen OpenGL context; on headless machines install libosmesa6 "
+                "and set "
                 f"PYOPENGL_PLATFORM=osmesa (now {os.environ.get('PYOPENGL_PLATFORM')!r}): {exc}"
             ) from exc
 
@@ -130,9 +145,11 @@ class Renderer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------------------------------ scene building
+    # -------------------------------------------------------------------------------------- scene building
 
-    def _scene(self, items: list[MeshItem], focal, princpt, ambient: float, light: float, *, shaded: bool = True):
+    def _scene(
+        self, items: list[MeshItem], focal, princpt, ambient: float, light: float, *, shaded: bool = True
+    ):
         pr = self._pyrender
         scene = pr.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[ambient] * 3)
         fx, fy = (float(focal[0]), float(focal[1])) if np.ndim(focal) else (float(focal),) * 2
@@ -155,12 +172,19 @@ class Renderer:
             else:
                 per_vertex = item.color.ndim == 2
                 base = [1.0, 1.0, 1.0, 1.0] if per_vertex else [*item.color.tolist(), 1.0]
-                mat = pr.MetallicRoughnessMaterial(baseColorFactor=base, metallicFactor=0.0, roughnessFactor=0.8)
+                mat = pr.MetallicRoughnessMaterial(
+                    baseColorFactor=base, metallicFactor=0.0, roughnessFactor=0.8
+                )
                 color_0 = None
                 if per_vertex:
                     color_0 = np.concatenate([item.color, np.ones((len(v_gl), 1))], axis=1).astype(np.float32)
-                prim = pr.Primitive(positions=v_gl, normals=vertex_normals(v_gl, faces), indices=faces,
-                                    color_0=color_0, material=mat)
+                prim = pr.Primitive(
+                    positions=v_gl,
+                    normals=vertex_normals(v_gl, faces),
+                    indices=faces,
+                    color_0=color_0,
+                    material=mat,
+                )
             nodes.append(scene.add(pr.Mesh([prim])))
         return scene, nodes
 
@@ -180,7 +204,8 @@ class Renderer:
         """Render camera-frame meshes; ``bg`` (H, W, 3) uint8 is the background (default black).
 
         ``alone`` lists mesh indices to also render on their own (depth only, same camera): the result's
-        ``alone_depth[i]`` is then the (H, W) depth of mesh ``i`` without the others (e.g. for occlusion ratios).
+        ``alone_depth[i]`` is then the (H, W) depth of mesh ``i`` without the others (e.g. for occlusion
+        ratios).
         """
         items = [_as_item(m, i) for i, m in enumerate(meshes)]
         if bg is not None:
@@ -220,7 +245,10 @@ class Renderer:
         return RenderResult(color=color, depth=depth, instance=instance, alone_depth=alone_depth)
 
     def render_depth(
-        self, meshes: Sequence[MeshItem | Sequence[Any]], focal: float | Sequence[float], princpt: Sequence[float]
+        self,
+        meshes: Sequence[MeshItem | Sequence[Any]],
+        focal: float | Sequence[float],
+        princpt: Sequence[float],
     ) -> np.ndarray:
         """(H, W) float32 depth only (metres, 0 = empty); cheaper than :meth:`render`."""
         items = [_as_item(m, i) for i, m in enumerate(meshes)]

@@ -2,11 +2,12 @@
 
 ``spec.root`` = the dataset folder, ``spec.split`` = the split name (``none``, ``oc``, ``pc``, ``crowd`` or a
 custom ``--name``): reads ``<root>/<split>.json`` and ``<root>/images/<file_name>``. One
-:class:`~jotr.data.records.PersonRecord` per annotated person; option ``targets_only`` (default True) keeps only
-the target person of each scene. Ground truth is exact: every JOTR30 joint is annotated (valid), including
-occluded and out-of-image joints (the pipeline marks truncation itself). ``record.extra`` carries ``occluded``
-(30,) bool (hidden by an object or a person, for the keypoint-corruption model), ``visibility`` (30,) int codes,
-``others_img`` (the other annotated persons' (30, 3) GT joints: x, y, inside-image flag) and the ids.
+:class:`~jotr.data.records.PersonRecord` per annotated person; option ``targets_only`` (default True) keeps
+only the target person of each scene. Ground truth is exact: every JOTR30 joint is annotated (valid),
+including occluded and out-of-image joints (the pipeline marks truncation itself). ``record.extra`` carries
+``occluded`` (30,) bool (hidden by an object or a person, for the keypoint-corruption model), ``visibility``
+(30,) int codes, ``others_img`` (the other annotated persons' (30, 3) GT joints: x, y, inside-image flag) and
+the ids.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class SyntheticReader(DatasetReader):
         if not image_root.is_dir():
             raise InputError(f"{self.name}: image folder not found: {image_root} (next to {json_path})")
         if not isinstance(data, Mapping) or not isinstance(data.get("info"), Mapping):
-            raise InputError(f"{json_path} is not a synthetic split file (needs 'info', 'images', 'annotations')")
+            raise InputError(
+                f"{json_path} is not a synthetic split file (needs 'info', 'images', 'annotations')"
+            )
         body = data["info"].get("body_model", {})
         num_pose = len(body.get("pose_joint_names", ())) if isinstance(body, Mapping) else 0
         num_shape = len(body.get("shape_names", ())) if isinstance(body, Mapping) else 0
@@ -92,7 +95,8 @@ class SyntheticReader(DatasetReader):
             for rec in parsed:
                 rec.extra["others_img"] = [
                     np.concatenate([o.joints_img, (o.extra["visibility"] != VIS_OUTSIDE)[:, None]], axis=1)
-                    for o in parsed if o is not rec
+                    for o in parsed
+                    if o is not rec
                 ]
                 if targets_only and not rec.extra["is_target"]:
                     continue
@@ -111,7 +115,12 @@ class SyntheticReader(DatasetReader):
             return None
         if focal is None or princpt is None or size[0] <= 0 or size[1] <= 0:
             return None
-        return image_root / file_name, size, (float(focal[0]), float(focal[1])), (float(princpt[0]), float(princpt[1]))
+        return (
+            image_root / file_name,
+            size,
+            (float(focal[0]), float(focal[1])),
+            (float(princpt[0]), float(princpt[1])),
+        )
 
     def _person(self, ann, img, path, size, focal, princpt, num_pose, num_shape, rig) -> PersonRecord | None:
         joints_2d = _array(ann.get("joints_2d_jotr30"), (NUM_JOINTS, 2))
@@ -128,7 +137,11 @@ class SyntheticReader(DatasetReader):
         vf = ann.get("visible_fraction")
         if any(x is None for x in (joints_2d, joints_3d, vis, kps, box, pose, shape, trans)):
             return None
-        if not isinstance(vf, (int, float)) or not 0.0 <= float(vf) <= 1.0 or not np.isin(vis, (0, 1, 2, 3)).all():
+        if (
+            not isinstance(vf, (int, float))
+            or not 0.0 <= float(vf) <= 1.0
+            or not np.isin(vis, (0, 1, 2, 3)).all()
+        ):
             return None
         vis_i = vis.astype(np.int64)
         ones = np.ones(NUM_JOINTS)
