@@ -17,12 +17,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
 
 from jotr.synth.scene import FAMILIES, SynthOptions
 from jotr.synth.writer import write_split
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the pool workers), all threads."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             for workers in args.workers:
                 out = Path(tmp) / f"{family}_{workers}"
                 start = time.perf_counter()
+                cpu0 = _cpu_seconds()
                 summary = write_split(
                     out, family, args.num, args.seed, workers=workers, options=options, progress=False
                 )
                 total = time.perf_counter() - start
+                cpu = _cpu_seconds() - cpu0
                 digests[workers] = hashlib.sha256((out / f"{family}.json").read_bytes()).hexdigest()
                 rows.append(
                     {
@@ -55,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                         "num": args.num,
                         "seconds": round(total, 2),
                         "images_per_s": round(args.num / total, 3),
+                        "cpu_s_per_image": round(cpu / args.num, 3),
                         "persons": summary.num_annotations,
                         "target_visible_fraction": round(summary.target_visible_fraction, 3),
                     }
@@ -65,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
                     row["json_identical_across_workers"] = same
 
     print(
-        f"{'family':<7} {'workers':>7} {'images':>6} {'seconds':>8} {'img/s':>7} {'persons':>7} "
-        f"{'target vis':>10} {'same JSON':>9}"
+        f"{'family':<7} {'workers':>7} {'images':>6} {'seconds':>8} {'img/s':>7} {'CPU s/img':>9} "
+        f"{'persons':>7} {'target vis':>10} {'same JSON':>9}"
     )
     for r in rows:
         same = str(r["json_identical_across_workers"])
         print(
             f"{r['family']:<7} {r['workers']:>7} {r['num']:>6} {r['seconds']:>8.1f} "
-            f"{r['images_per_s']:>7.2f} {r['persons']:>7} {r['target_visible_fraction']:>10.3f} {same:>9}"
+            f"{r['images_per_s']:>7.2f} {r['cpu_s_per_image']:>9.3f} {r['persons']:>7} "
+            f"{r['target_visible_fraction']:>10.3f} {same:>9}"
         )
     print(json.dumps({"bench": "synth", "width": args.width, "height": args.height, "rows": rows}))
     return 0

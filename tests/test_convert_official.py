@@ -104,7 +104,8 @@ def test_convert_loads_strictly_and_runs(tmp_path, network, toy_body):
     assert ckpt["config"]["body"]["kind"] == "smpl"
     assert ckpt["config"]["body"]["smpl_model_path"] == "/data/smpl"
     assert not any("human_model" in k or "pos_table" in k for k in ckpt["model"])
-    # the converted weights drive a JOTR with an SMPL-layout body (no VPoser file needed: the checkpoint has it)
+    # the converted weights drive a JOTR with an SMPL-layout body (no VPoser file needed: the checkpoint has
+    # it)
     model = JOTR(official_model_config(), toy_body, pretrained=False)
     load_state_strict(model, ckpt["model"])
     model.eval()

@@ -186,6 +186,9 @@ def test_h36m_style_world_fit_and_fit_error_filter(tmp_path, smpl_body):
     s = pipe(rec, np.random.default_rng(0))
     assert s["has_fit"] == 1
     torch.testing.assert_close(s["fit_joints_hm"], s["joints_hm"], atol=1e-3, rtol=0)
+    # an SMPL-protocol model under another name (the trainer keys models by body.name) serves SMPL records
+    s2 = SamplePipeline(make_cfg(), train=True, body_models={"toy": body})(rec, np.random.default_rng(0))
+    torch.testing.assert_close(s2["fit_joints_hm"], s["fit_joints_hm"])
     rec.extra["fit_check"] = (cam_h36 + rng.normal(size=(17, 3)) * 0.05, np.arange(17))
     assert pipe(rec, np.random.default_rng(0))["has_fit"] == 0
 
@@ -346,3 +349,13 @@ def test_occluders_are_pasted_and_mark_joints_occluded(tmp_path, body, monkeypat
     calls.clear()
     SamplePipeline(make_cfg(occluder_prob=0.0), train=True)(rec, np.random.default_rng(0))
     assert "joints" not in calls
+
+
+def test_real_occluders_change_the_crop_only(tmp_path, body):
+    rec = body_record(tmp_path, body, np.random.default_rng(10))
+    plain = SamplePipeline(make_cfg(), train=True)(rec, np.random.default_rng(0))
+    occl = SamplePipeline(make_cfg(occluder_prob=1.0), train=True)(rec, np.random.default_rng(0))
+    changed = (occl["image"] - plain["image"]).abs().amax(0) > 1e-3  # (S, S)
+    assert 0.01 < float(changed.float().mean()) < 0.9
+    for key in ("joints_hm", "joints_trunc", "joints_cam", "crop_to_img"):
+        assert torch.equal(occl[key], plain[key])

@@ -209,8 +209,21 @@ def test_demo_synthetic_with_given_checkpoint(tmp_path, capsys, monkeypatch):
     ckpt = save_checkpoint(tmp_path / "anny_tiny.pt", model=model, cfg=cfg, step=0, rng=False, commit="test")
     monkeypatch.setenv("JOTR_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"
-    args = ["demo-synthetic", "--out", str(out), "--checkpoint", str(ckpt), "--family", "pc", "--width", "192",
-            "--height", "144", "--device", "cpu"]
+    args = [
+        "demo-synthetic",
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(ckpt),
+        "--family",
+        "pc",
+        "--width",
+        "192",
+        "--height",
+        "144",
+        "--device",
+        "cpu",
+    ]
     if not _rendering():
         args.append("--no-render")
     assert main(args) == 0
@@ -226,3 +239,43 @@ def test_demo_synthetic_with_given_checkpoint(tmp_path, capsys, monkeypatch):
     gt = params["ground_truth_metrics_mm"]
     assert gt["mean"]["mpjpe"] == pytest.approx(values[0], abs=0.06)
     assert not (tmp_path / "cache").exists()  # a given checkpoint never triggers training
+
+
+def test_demo_checkpoint_cache_is_reused(tmp_path, monkeypatch):
+    from jotr.inference.synthetic_demo import DEMO_CHECKPOINT, cache_dir, ensure_demo_checkpoint
+
+    monkeypatch.setenv("JOTR_CACHE", str(tmp_path / "jc"))
+    assert cache_dir() == tmp_path / "jc"
+    cached = tmp_path / "jc" / DEMO_CHECKPOINT
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"placeholder")
+    messages = []
+    assert ensure_demo_checkpoint(say=messages.append) == cached
+    assert "cached" in messages[0] and not (tmp_path / "jc" / "demo_data").exists()
+
+
+@pytest.mark.slow
+def test_demo_checkpoint_is_trained_when_missing(tmp_path, monkeypatch):
+    """The no-checkpoint path in miniature: generate scenes, train synthetic_small a few steps, cache it."""
+    from jotr.engine.checkpoint import load_checkpoint
+    from jotr.inference.synthetic_demo import DemoTraining, ensure_demo_checkpoint
+
+    monkeypatch.setenv("JOTR_CACHE", str(tmp_path / "jc"))
+    messages = []
+    training = DemoTraining(
+        images_per_family=1, width=128, height=96, steps=2, workers=1, device="cpu", batch_size=2
+    )
+    path = ensure_demo_checkpoint(training=training, say=messages.append)
+    assert path == tmp_path / "jc" / "demo_small.pt"
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 2 and ckpt["config"]["body"]["kind"] == "anny"
+    assert ckpt["config"]["model"]["input_size"] == 128  # the synthetic_small network
+    assert any("training" in m for m in messages) and any("generating" in m for m in messages)
+    assert ensure_demo_checkpoint(training=training, say=messages.append) == path  # cached now
+
+
+def test_output_names_disambiguate_same_stem(tmp_path):
+    from jotr.commands.demo import output_names
+
+    paths = [tmp_path / "a.jpg", tmp_path / "a.PNG", tmp_path / "b.jpg"]
+    assert output_names(paths) == {paths[0]: "a_jpg", paths[1]: "a_png", paths[2]: "b"}

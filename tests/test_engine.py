@@ -321,7 +321,7 @@ def test_init_from_loads_weights_with_fresh_optimizer(tmp_path, body, net, train
     data = MemoryDataset(4, body)
     stage1 = trained
     cfg2 = merge_config(
-        tiny_cfg(tmp_path / "s2", max_steps=1, lr=5e-5),
+        tiny_cfg(tmp_path / "s2", max_steps=1, lr=5e-5, cpu_bf16=True),  # + CPU bfloat16 autocast
         {
             "train": {"init_from": str(stage1.last_checkpoint)},
             "loss": {

@@ -240,3 +240,14 @@ def test_overlay_covers_projected_mesh(model_cfg, scene):
     assert (ov.image[~mask] == image[~mask]).all()  # untouched outside the meshes
     assert (ov.image[mask] != image[mask]).any()
     assert (ov.side != 255).any(axis=2).sum() > 50  # something drawn in the side view
+
+
+def test_bf16_autocast_path(model_cfg, scene):
+    model, cfg = model_cfg
+    image, kps = scene
+    ref = JOTRPredictor(model, cfg).predict(image, [kps[0]], focal=FOCAL)[0]
+    low = JOTRPredictor(model, cfg, bf16=True).predict(image, [kps[0]], focal=FOCAL)[0]
+    assert low.ok and low.vertices.dtype == np.float32 and np.isfinite(low.vertices).all()
+    np.testing.assert_allclose(np.linalg.det(low.pose_rotmat), 1.0, atol=1e-4)
+    # bf16 keeps ~3 significant digits: the crop-camera translation agrees to a few percent.
+    np.testing.assert_allclose(low.cam_t_crop, ref.cam_t_crop, rtol=0.05, atol=0.05)

@@ -260,3 +260,13 @@ def test_criterion_rejects_wrong_shapes():
 def test_criterion_state_dict_holds_only_learned_weights():
     crit = Criterion(LossConfig(weighting="grouped"), _LinearBody(), ModelConfig())
     assert sorted(crit.state_dict()) == ["weighting.p.2d", "weighting.p.3d", "weighting.p.body"]
+
+
+@pytest.mark.parametrize(
+    "override", ["loss.temperature=0", "loss.j2n_negatives=0", "loss.j2j_weight=-1", "loss.weighting=paper"]
+)
+def test_loss_config_rejects_bad_values(override):
+    from jotr.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="loss"):
+        load_config(overrides=[override])

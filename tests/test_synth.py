@@ -197,6 +197,7 @@ def test_split_deterministic_and_reader_round_trip(generator, tmp_path):
     text = (tmp_path / "a" / "pc.json").read_bytes()
     assert text == (tmp_path / "b" / "pc.json").read_bytes()
     assert a.num_images == 2 and a.images_per_second > 0 and b.num_annotations == a.num_annotations
+    assert (tmp_path / "a" / "pc.json").stat().st_mode & 0o777 == 0o644
     doc = json.loads(text)
     assert len(doc["images"]) == 2 and doc["info"]["family"] == "pc"
     for img in doc["images"]:
@@ -267,3 +268,15 @@ def test_write_split_removes_stale_json_and_checks_args(generator, tmp_path):
         del generator.generate
     assert generator.generate == original
     assert not stale.exists()  # no JSON that could point at missing/foreign images
+
+
+def test_cli_arguments(tmp_path, capsys):
+    from jotr.cli import main
+
+    assert main(["synth", "--split", "oc", "--num", "0", "--out", str(tmp_path)]) == 2
+    assert "--num must be positive" in capsys.readouterr().err
+    assert main(["synth", "--split", "oc", "--out", str(tmp_path), "--width", "10"]) == 2
+    assert "at least 64x64" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["synth", "--split", "bogus", "--out", str(tmp_path)])
+    assert not list(tmp_path.glob("*.json"))

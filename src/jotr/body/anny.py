@@ -349,7 +349,7 @@ class AnnyBody(BodyModel):
 
     def pose_supervision_mask(self) -> Tensor:
         """(J,) 1 for every bone except the eyes (gaze: unobservable, never set by the synthetic data)."""
-        mask = torch.ones(self.num_pose_joints)
+        mask = torch.ones(self.num_pose_joints, device=self.device)
         for label in UNSUPERVISED_BONES:
             if label in self.bone_labels:
                 mask[self.bone_index(label)] = 0.0

@@ -1,9 +1,11 @@
 """``jotr convert-official CKPT OUT``: an official JOTR checkpoint -> a jotr checkpoint.
 
-The official network (paper config, SMPL body, VPoser head) is renamed key by key (``jotr.models.official``) and
-loaded strictly into this implementation. OUT is a jotr checkpoint (``jotr.engine.checkpoint`` format, loadable with
-``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as safetensors with the
-resolved config as JSON metadata (key ``jotr_config``). SMPL arrays of the official file are never copied: point
+The official network (paper config, SMPL body, VPoser head) is renamed key by key (``jotr.models.official``)
+and loaded strictly into this implementation. OUT is a jotr checkpoint (``jotr.engine.checkpoint`` format,
+loadable with
+``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as safetensors with
+the resolved config as JSON metadata (key ``jotr_config``). SMPL arrays of the official file are never
+copied: point
 ``body.smpl_model_path`` at your own SMPL files (``--set body.smpl_model_path=...`` stores it in OUT).
 """
 
@@ -23,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides stored in OUT (e.g. body.smpl_model_path=/data/smpl); the network must stay the "
-        "official one",
+        help="config overrides stored in OUT (e.g. body.smpl_model_path=/data/smpl); the network "
+        "must stay the official one",
     )
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
@@ -37,8 +39,8 @@ def convert(
 
     from jotr.body.config import BodyConfig
     from jotr.config import ConfigError, JOTRConfig, config_to_dict, merge_config, parse_override
-    from jotr.engine.checkpoint import load_state_strict, save_checkpoint
-    from jotr.errors import InputError
+    from jotr.engine.checkpoint import save_checkpoint
+    from jotr.errors import CheckpointError, InputError
     from jotr.models.jotr import JOTRNetwork
     from jotr.models.official import convert_official_state, load_official_file, official_model_config
     from jotr.utils.io import atomic_save
@@ -56,9 +58,14 @@ def convert(
         raise InputError("the official JOTR weights need the SMPL body model (body.kind=smpl)")
 
     state = load_official_file(checkpoint)
-    network = JOTRNetwork(cfg.model, num_pose_joints=24, num_shape=10, pretrained=False)
+    # Built on the meta device (no memory, no random init): the converted tensors are assigned to it.
+    with torch.device("meta"):
+        network = JOTRNetwork(cfg.model, num_pose_joints=24, num_shape=10, pretrained=False)
     converted = convert_official_state(state, network.state_dict(), cfg.model, source=str(checkpoint))
-    load_state_strict(network, converted, source=f"converted {checkpoint}")
+    try:
+        network.load_state_dict(converted, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"converted {checkpoint} does not load into the network: {exc}") from exc
 
     extra = {"converted_from": str(Path(checkpoint).name), "source": "official JOTR (xljh0520/JOTR)"}
     if out.suffix == ".safetensors":

@@ -51,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="config overrides for loading the checkpoint (e.g. body.smpl_model_path=...)",
     )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run the network under bfloat16 autocast (faster on CPUs with BF16)",
+    )
     p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
     p.add_argument("--no-meshes", action="store_true", help="skip .obj/.ply files")
     p.add_argument(
@@ -82,28 +87,43 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = _list_inputs(Path(args.input))
     people_source = make_people_source(args.keypoints, args.keypoint_format)
-    predictor = JOTRPredictor.from_checkpoint(args.checkpoint, device=args.device, overrides=args.overrides)
+    predictor = JOTRPredictor.from_checkpoint(
+        args.checkpoint, device=args.device, overrides=args.overrides, bf16=args.bf16
+    )
     visualizer = None
     if not args.no_render:
         from jotr.viz.overlay import MeshVisualizer
 
         visualizer = MeshVisualizer()
     out = Path(args.out)
+    names = output_names(inputs)
     failures: list[str] = []
+    failed_inputs = 0
     try:
         for path in tqdm(inputs, desc="demo", unit="file", disable=len(inputs) < 2 or None):
+            folder = out / names[path]
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                failures += process_video(path, predictor, people_source, out, visualizer, args)
+                errors = process_video(path, predictor, people_source, folder, visualizer, args)
             else:
-                failures += process_image(path, predictor, people_source, out, visualizer, args)
+                errors = process_image(path, predictor, people_source, folder, visualizer, args)
+            failures += errors
+            failed_inputs += bool(errors)
     finally:
         if visualizer is not None:
             visualizer.close()
-    done = len(inputs) - len({f.split(":")[0] for f in failures})
-    print(f"jotr demo: {done}/{len(inputs)} inputs fully processed; outputs in {out}")
+        people_source.close()
+    print(f"jotr demo: {len(inputs) - failed_inputs}/{len(inputs)} inputs fully processed; outputs in {out}")
     for f in failures:
         print(f"  failed: {f}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def output_names(inputs: list[Path]) -> dict[Path, str]:
+    """Output folder name per input: its stem, or ``stem_ext`` when two inputs share a stem."""
+    stems = [p.stem for p in inputs]
+    return {
+        p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}" for p in inputs
+    }
 
 
 class PeopleSource:
@@ -118,6 +138,10 @@ class PeopleSource:
             from jotr.inference.detector import MediaPipeDetector
 
             self.detector = MediaPipeDetector()
+
+    def close(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
 
     def people(self, image_rgb: np.ndarray, lookup: Path, name: str):
         from jotr.errors import InputError
@@ -141,7 +165,7 @@ def make_people_source(keypoints: str | None, fmt: str | None) -> PeopleSource:
 
 
 def process_image(path: Path, predictor, source: PeopleSource, out: Path, visualizer, args) -> list[str]:
-    """Run one image; returns failure messages (empty if everything worked)."""
+    """Run one image, outputs in the folder ``out``; returns failure messages (empty if everything worked)."""
     from jotr.errors import InputError
     from jotr.inference.export import save_image_outputs
     from jotr.inference.predictor import load_image
@@ -151,7 +175,7 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
         people = source.people(image, path, str(path))
         results = predictor.predict(image, people, focal=args.focal, name=str(path))
         save_image_outputs(
-            out / path.stem,
+            out,
             image,
             results,
             predictor.faces,
@@ -163,17 +187,20 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
     except InputError as exc:
         logger.error("%s", exc)
         return [f"{path}: {exc}"]
+    except (OSError, RuntimeError, ValueError) as exc:  # disk full, renderer failure...: go on
+        logger.exception("%s failed", path)
+        return [f"{path}: {type(exc).__name__}: {exc}"]
     return [f"{path}: {r.error}" for r in results if not r.ok]
 
 
 def process_video(path: Path, predictor, source: PeopleSource, out: Path, visualizer, args) -> list[str]:
-    """Frame by frame; people tracked and their parameters smoothed (``--smooth``); outputs staged then
-    renamed."""
+    """Frame by frame; people tracked, parameters smoothed (``--smooth``); outputs staged, then renamed."""
     import cv2
     import torch
     from tqdm import tqdm
 
     from jotr.errors import InputError
+    from jotr.geometry.rotations import rotmat_to_aa
     from jotr.inference.export import results_to_arrays, staged_dir, write_json, write_npz
     from jotr.inference.smoothing import ParameterSmoother
 
@@ -190,7 +217,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     frames_json = []
     faces = predictor.faces
     try:
-        with staged_dir(out / path.stem) as tmp:
+        with staged_dir(out) as tmp:
             writers: dict[str, cv2.VideoWriter] = {}
             for idx in tqdm(range(total) if total else itertools.count(), desc=path.name, unit="frame"):
                 ok, frame = cap.read()
@@ -218,8 +245,14 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                     verts, joints = predictor.body_in_camera(
                         torch.from_numpy(pose), torch.from_numpy(shape), torch.from_numpy(trans)
                     )
+                    pose_aa = rotmat_to_aa(torch.from_numpy(pose)).numpy()
                     for k, r in enumerate(good):
-                        r.pose_rotmat, r.shape, r.translation = pose[k], shape[k], trans[k]
+                        r.pose_rotmat, r.pose_aa, r.shape, r.translation = (
+                            pose[k],
+                            pose_aa[k],
+                            shape[k],
+                            trans[k],
+                        )
                         r.vertices, r.joints = verts[k].cpu().numpy(), joints[k].cpu().numpy()
                         r.joints_img = _project(r.joints, r.focal, r.princpt)
                 arrays = results_to_arrays(good)
@@ -270,6 +303,9 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                 raise InputError(f"{path}: no frame could be read")
     except InputError as exc:
         return failures + [f"{path}: {exc}"]
+    except (OSError, RuntimeError, ValueError) as exc:
+        logger.exception("%s failed", path)
+        return failures + [f"{path}: {type(exc).__name__}: {exc}"]
     finally:
         cap.release()
     return failures

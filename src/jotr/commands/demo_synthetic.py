@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="jotr checkpoint (default: ${JOTR_CACHE:-.cache/jotr}/demo_small.pt, trained if missing)",
     )
     p.add_argument(
-        "--family", default="oc", choices=["none", "oc", "pc", "crowd"], help="scene family (default oc)"
+        "--family", default="pc", choices=["none", "oc", "pc", "crowd"], help="scene family (default pc)"
     )
     p.add_argument(
         "--seed", type=int, default=HELD_OUT_SEED, help=f"scene seed (default {HELD_OUT_SEED}, held out)"
@@ -34,7 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
     g = p.add_argument_group("training the demo checkpoint (only when it is not cached)")
     g.add_argument("--train-steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
-    g.add_argument("--train-images", type=int, default=d.num_images, help=f"scenes (default {d.num_images})")
+    g.add_argument(
+        "--train-images",
+        type=int,
+        default=d.images_per_family,
+        help=f"scenes per family (default {d.images_per_family})",
+    )
     g.add_argument("--train-workers", type=int, default=d.workers, help=f"generation processes ({d.workers})")
 
 
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if args.train_steps < 1 or args.train_images < 1 or args.train_workers < 1:
             raise InputError("--train-steps, --train-images and --train-workers must be positive")
         training = DemoTraining(
-            num_images=args.train_images, steps=args.train_steps, workers=args.train_workers
+            images_per_family=args.train_images, steps=args.train_steps, workers=args.train_workers
         )
         ckpt = ensure_demo_checkpoint(
             training=training, say=lambda msg: print(f"[demo-synthetic] {msg}", flush=True)

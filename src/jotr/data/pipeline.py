@@ -98,8 +98,17 @@ class SamplePipeline:
             self._warned.add(key)
             logger.warning(msg, *args)
 
-    def _sizes(self, name: str) -> tuple[int, int]:
+    def _body(self, name: str) -> Any:
+        """The body model of records of ``name``; SMPL records also take any SMPL-protocol model ("toy")."""
         body = self.body_models.get(name)
+        if body is None and name == "smpl":
+            from jotr.body.smpl import SMPLBody
+
+            body = next((b for b in self.body_models.values() if isinstance(b, SMPLBody)), None)
+        return body
+
+    def _sizes(self, name: str) -> tuple[int, int]:
+        body = self._body(name)
         if body is not None:
             return int(body.num_pose_joints), int(body.num_shape)
         if name in KNOWN_SIZES:
@@ -110,7 +119,7 @@ class SamplePipeline:
 
     def _pose_permutation(self, name: str) -> np.ndarray:
         if name not in self._pose_perm:
-            body = self.body_models.get(name)
+            body = self._body(name)
             if body is not None:
                 names = body.pose_joint_names
             elif name == "smpl":
@@ -323,7 +332,7 @@ class SamplePipeline:
         out["pose_aa"] = A.augment_pose(pose, params.rot_deg, params.flip, pose_perm)
         out["shape"] = shape
         out["has_fit"] = True
-        body = self.body_models.get(record.body_model)
+        body = self._body(record.body_model)
         if body is None:
             self._warn_once(
                 f"nobody:{record.body_model}",

@@ -147,10 +147,10 @@ def crop_camera_to_image(
     focal: torch.Tensor,
     princpt: torch.Tensor,
 ) -> torch.Tensor:
-    """(B, 3) pelvis in the virtual crop camera -> (B, 3) pelvis in the original camera (formula in module
-       doc).
+    """(B, 3) pelvis in the virtual crop camera -> (B, 3) pelvis in the original camera (module doc formula).
 
-    ``box_xywh`` (B, 4) square crop boxes in image px; ``focal``/``princpt`` (B, 2) original intrinsics."""
+    ``box_xywh`` (B, 4) square crop boxes in image px; ``focal``/``princpt`` (B, 2) original intrinsics.
+    """
     f_c = crop_focal * box_xywh[:, 2] / crop_size  # (B,) focal of the crop camera in image px
     centre = box_xywh[:, :2] + box_xywh[:, 2:4] / 2.0  # (B, 2)
     z = root_crop[:, 2].clamp(min=1e-6)
@@ -174,8 +174,10 @@ class JOTRPredictor:
         *,
         full_mesh: bool = True,
         device: str | torch.device | None = None,
+        bf16: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.bf16 = bf16  # run the network under bfloat16 autocast (CPU or CUDA); heads and body stay fp32
         self.model = model.eval()
         if device is not None:
             self.model.to(torch.device(device))
@@ -197,6 +199,7 @@ class JOTRPredictor:
         *,
         overrides: Sequence[str] = (),
         full_mesh: bool = True,
+        bf16: bool = False,
     ) -> JOTRPredictor:
         """Load a jotr checkpoint (strict). ``device`` None = CUDA when available, else CPU."""
         from jotr.engine.checkpoint import load_model
@@ -204,7 +207,7 @@ class JOTRPredictor:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, cfg = load_model(path, device=device, overrides=overrides)
-        return cls(model, cfg, full_mesh=full_mesh)
+        return cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
 
     @property
     def device(self) -> torch.device:
@@ -344,7 +347,8 @@ class JOTRPredictor:
             keypoints_valid=torch.from_numpy(np.stack([p.valid for _, p in prepared])).to(dev),
         )
         # Parameters only (JOTRNetwork.predict); the body model runs once below, not inside forward.
-        pred = self.model.predict(inputs) if hasattr(self.model, "predict") else self.model(inputs)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.bf16):
+            pred = self.model.predict(inputs) if hasattr(self.model, "predict") else self.model(inputs)
         pose, shape, cam_t = pred.pose_rotmat.float(), pred.shape.float(), pred.cam_t.float()
         B = pose.shape[0]
         # Pelvis of the network's body before root subtraction: the crop camera places it at r + cam_t.

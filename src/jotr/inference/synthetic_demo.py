@@ -5,7 +5,8 @@ No licensed file and no download: the body model is Anny, the scene comes from `
 checkpoint from the project's own training code. When no checkpoint is given, :func:`ensure_demo_checkpoint`
 uses ``${JOTR_CACHE:-.cache/jotr}/demo_small.pt`` or creates it (see docs/demo.md):
 
-1. ``jotr.synth.writer.write_split`` renders a small training set (family ``oc``, seed :data:`TRAIN_SEED`); 2.
+1. ``jotr.synth.writer.write_split`` renders a small training set (families ``oc`` and ``pc``, seeds
+   :data:`TRAIN_SEED` and :data:`TRAIN_SEED` + 1); 2.
 ``jotr.engine.trainer.train`` trains the shipped ``synthetic_small`` config on it for ``steps`` steps; 3. the
 final checkpoint is copied (atomically) to the cache.
 
@@ -30,7 +31,7 @@ from jotr.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-TRAIN_SEED = 0  # seed of the generated training scenes
+TRAIN_SEED = 100  # seed of the first family's training scenes (+1 per family)
 HELD_OUT_SEED = 2_000_003  # seed of the demo scene: never used to generate training data
 DEMO_CHECKPOINT = "demo_small.pt"
 DEMO_CONFIG = "synthetic_small"
@@ -45,13 +46,14 @@ def cache_dir() -> Path:
 class DemoTraining:
     """How the demo checkpoint is made when none is cached."""
 
-    family: str = "oc"  # synthetic split family of the training scenes
-    num_images: int = 240  # training scenes
+    families: tuple[str, ...] = ("oc", "pc")  # synthetic split families of the training scenes
+    images_per_family: int = 80  # training scenes per family (every annotated person is a sample)
     width: int = 320  # training image size, pixels
     height: int = 240
-    steps: int = 600  # optimiser steps of the synthetic_small config
+    steps: int = 200  # optimiser steps of the synthetic_small config (its batch size, lr and schedule)
     workers: int = 2  # processes for scene generation
     device: str = "auto"
+    batch_size: int | None = None  # None = the config's (8)
 
 
 def ensure_demo_checkpoint(
@@ -73,35 +75,46 @@ def ensure_demo_checkpoint(
 
     cfg = load_config(DEMO_CONFIG)
     data_dir = root / "demo_data"
-    split = f"demo_{training.family}_{training.num_images}_{training.width}x{training.height}"
-    if not (data_dir / f"{split}.json").is_file():
-        say(
-            f"no demo checkpoint at {path}: generating {training.num_images} synthetic '{training.family}' "
-            f"training scenes ({training.width}x{training.height}, seed {TRAIN_SEED}) into {data_dir} ..."
+    say(f"no demo checkpoint at {path}: creating it with the project's training code (a few minutes)")
+    specs = []
+    for k, family in enumerate(training.families):
+        split = f"demo_{family}_{training.images_per_family}_{training.width}x{training.height}"
+        seed = TRAIN_SEED + k
+        if not (data_dir / f"{split}.json").is_file():
+            say(
+                f"generating {training.images_per_family} synthetic '{family}' training scenes "
+                f"({training.width}x{training.height}, seed {seed}) into {data_dir} ..."
+            )
+            options = SynthOptions(width=training.width, height=training.height, rig=cfg.body.anny_rig)
+            summary = write_split(
+                data_dir,
+                family,
+                training.images_per_family,
+                seed,
+                workers=training.workers,
+                options=options,
+                split=split,
+            )
+            say(
+                f"  {summary.num_images} scenes, {summary.num_annotations} people in {summary.seconds:.0f} s "
+                f"({summary.images_per_second:.2f} images/s)"
+            )
+        else:
+            say(f"reusing the generated training scenes {data_dir / split}.json")
+        specs.append(
+            {"name": "synthetic", "root": str(data_dir), "split": split, "options": {"targets_only": False}}
         )
-        options = SynthOptions(width=training.width, height=training.height, rig=cfg.body.anny_rig)
-        summary = write_split(
-            data_dir,
-            training.family,
-            training.num_images,
-            TRAIN_SEED,
-            workers=training.workers,
-            options=options,
-            split=split,
-        )
-        say(
-            f"  {summary.num_images} scenes in {summary.seconds:.0f} s "
-            f"({summary.images_per_second:.2f} images/s)"
-        )
-    else:
-        say(f"reusing the generated training scenes {data_dir / split}.json")
     run_dir = root / "demo_run"
-    spec = {"name": "synthetic", "root": str(data_dir), "split": split}
     cfg = merge_config(
         cfg,
         {
-            "data": {"train_3d": [spec], "train_2d": [], "val": [], "test": []},
-            "train": {"out_dir": str(run_dir), "max_steps": training.steps, "device": training.device},
+            "data": {"train_3d": specs, "train_2d": [], "val": [], "test": []},
+            "train": {
+                "out_dir": str(run_dir),
+                "max_steps": training.steps,
+                "device": training.device,
+                **({"batch_size": training.batch_size} if training.batch_size else {}),
+            },
         },
     )
     say(
@@ -134,7 +147,7 @@ class DemoResult:
 
 
 def generate_scene(
-    family: str = "oc",
+    family: str = "pc",
     seed: int = HELD_OUT_SEED,
     index: int = 0,
     width: int = 512,
@@ -195,7 +208,7 @@ def run_synthetic_demo(
     predictor: Any,
     out_dir: str | Path,
     *,
-    family: str = "oc",
+    family: str = "pc",
     seed: int = HELD_OUT_SEED,
     index: int = 0,
     width: int = 512,

@@ -22,3 +22,20 @@ class LossConfig:
     j2n_anchors: int = 100
     j2n_positives: int = 1024
     j2n_negatives: int = 2048
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        for name in (
+            "j2j_anchors",
+            "j2j_positives",
+            "j2j_negatives",
+            "j2n_anchors",
+            "j2n_positives",
+            "j2n_negatives",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"loss.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("joint_cam_scale", "j2j_weight", "j2n_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")

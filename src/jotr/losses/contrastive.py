@@ -70,15 +70,19 @@ def sample_uniform(allowed: Tensor, num: int, generator: torch.Generator | None 
     """
     R, M = allowed.shape
     count = allowed.sum(dim=1)  # (R,)
-    weights = torch.where((count > 0)[:, None], allowed, torch.ones_like(allowed)).to(torch.float32)
-    with_repl = torch.multinomial(weights, num, replacement=True, generator=generator)  # (R, num)
+    pool = torch.where((count > 0)[:, None], allowed, torch.ones_like(allowed))  # empty rows: any column
+    cdf = pool.to(torch.int64).cumsum(dim=1)  # (R, M) number of pool columns up to each column
+    # with replacement: the k-th pool column for k uniform in [0, pool size), by inverse CDF
+    u = torch.rand((R, num), generator=generator, device=allowed.device)
+    size = cdf[:, -1:]  # (R, 1)
+    k = torch.minimum((u * size.to(u.dtype)).floor().to(torch.int64), size - 1)  # (R, num) in [0, size)
+    with_repl = torch.searchsorted(cdf, k, right=True)  # first column whose cdf exceeds k
     if num > M:
         return with_repl
     keys = torch.rand((R, M), generator=generator, device=allowed.device)  # random order; invalid -> -1
     keys = keys.masked_fill(~allowed, -1.0)
-    without = keys.topk(
-        num, dim=1, sorted=False
-    ).indices  # (R, num) distinct allowed columns when count >= num
+    # (R, num): distinct allowed columns whenever the row allows at least num
+    without = keys.topk(num, dim=1, sorted=False).indices
     return torch.where((count >= num)[:, None], without, with_repl)
 
 
@@ -211,29 +215,24 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return total / mask.sum().clamp(min=1).to(values.dtype)
 
 
-def j2j_loss(
-    volume: Tensor, anchor_grid: Tensor, positive_grid: Tensor, samples: J2JSamples, temperature: float
-) -> Tensor:
-    """Joint-to-joint InfoNCE. ``anchor_grid``/``positive_grid``: (B, J, 3) grid points of the predicted
-    joints and
-    of the positive candidates (GT joints, or the predicted joints again). Returns a scalar."""
-    f_pred = F.normalize(sample_volume(volume, anchor_grid).flatten(0, 1), dim=-1)  # (B*J, C)
-    if positive_grid is anchor_grid:
-        f_pos = f_pred
-    else:
-        f_pos = F.normalize(sample_volume(volume, positive_grid).flatten(0, 1), dim=-1)  # (B*J, C)
-    a = f_pred[samples.anchor]  # (A, C)
-    s_pos = (a @ f_pos.T).gather(1, samples.positive)  # (A, P)
-    s_neg = (a @ f_pred.T).gather(1, samples.negative)  # (A, N)
+def j2j_loss(f_pred: Tensor, f_pos: Tensor, samples: J2JSamples, temperature: float) -> Tensor:
+    """Joint-to-joint InfoNCE from (B, J, C) features at the predicted joints and at the positive candidates
+    (GT joints, or the predicted joints again). Returns a scalar."""
+    fp = F.normalize(f_pred.flatten(0, 1), dim=-1)  # (B*J, C)
+    fq = fp if f_pos is f_pred else F.normalize(f_pos.flatten(0, 1), dim=-1)  # (B*J, C)
+    a = fp[samples.anchor]  # (A, C)
+    s_pos = (a @ fq.T).gather(1, samples.positive)  # (A, P)
+    s_neg = (a @ fp.T).gather(1, samples.negative)  # (A, N)
     per_anchor = info_nce(s_pos, s_neg, temperature).mean(dim=1)  # (A,)
     return _masked_mean(per_anchor, samples.valid)
 
 
-def j2n_loss(volume: Tensor, anchor_grid: Tensor, samples: J2NSamples, temperature: float) -> Tensor:
-    """Joint-to-non-joint InfoNCE. ``anchor_grid``: (B, J, 3) predicted joints. Returns a scalar."""
-    f_pred = F.normalize(sample_volume(volume, anchor_grid).flatten(0, 1), dim=-1)  # (B*J, C)
-    a = f_pred[samples.anchor]  # (A, C)
-    s_pos = (a @ f_pred.T).gather(1, samples.positive)  # (A, P)
+def j2n_loss(f_pred: Tensor, volume: Tensor, samples: J2NSamples, temperature: float) -> Tensor:
+    """Joint-to-non-joint InfoNCE from (B, J, C) features at the predicted joints and the (B, C, D, H, W)
+    volume (negative voxels). Returns a scalar."""
+    fp = F.normalize(f_pred.flatten(0, 1), dim=-1)  # (B*J, C)
+    a = fp[samples.anchor]  # (A, C)
+    s_pos = (a @ fp.T).gather(1, samples.positive)  # (A, P)
     flat = volume.flatten(2)  # (B, C, D*H*W)
     n_vox = flat.shape[2]
     neg = F.normalize(flat[samples.negative // n_vox, :, samples.negative % n_vox], dim=-1)  # (N, C)
@@ -331,10 +330,12 @@ def joint_contrastive_losses(
         pred_grid = unit_to_grid(pred, exponent=k)  # (Bt, J, 3) same warp as the decoder
         gt_grid = unit_to_grid(gt, exponent=k)
 
+        # one trilinear read for every joint point (predicted, and GT when they are the J2J positives)
         if cfg.j2j_positive_source == "gt":
-            pos_grid = gt_grid
+            feats = sample_volume(vol, torch.cat([pred_grid, gt_grid], dim=1))  # (Bt, 2J, C)
+            f_pred, f_pos = feats[:, :J], feats[:, J:]
         elif cfg.j2j_positive_source == "pred":
-            pos_grid = pred_grid
+            f_pred = f_pos = sample_volume(vol, pred_grid)  # (Bt, J, C)
         else:
             raise InputError(
                 f"loss.j2j_positive_source must be 'gt' or 'pred', got {cfg.j2j_positive_source!r}"
@@ -348,7 +349,7 @@ def joint_contrastive_losses(
             positive_source=cfg.j2j_positive_source,
             generator=generator,
         )
-        j2j = j2j_loss(vol, pred_grid, pos_grid, s_j2j, cfg.temperature)
+        j2j = j2j_loss(f_pred, f_pos, s_j2j, cfg.temperature)
 
         excluded = joint_voxel_mask(pred_grid, (D, H, W))  # (Bt, D*H*W)
         s_j2n = sample_j2n(
@@ -360,5 +361,5 @@ def joint_contrastive_losses(
             num_negatives=cfg.j2n_negatives,
             generator=generator,
         )
-        j2n = j2n_loss(vol, pred_grid, s_j2n, cfg.temperature)
+        j2n = j2n_loss(f_pred, vol, s_j2n, cfg.temperature)
     return ContrastiveOutput(j2j=j2j, j2n=j2n, num_used=used.sum())

@@ -123,7 +123,7 @@ class Criterion(nn.Module):
             )
             for name, value, w in (("j2j", c.j2j, self.cfg.j2j_weight), ("j2n", c.j2n, self.cfg.j2n_weight)):
                 terms[name] = value
-                weights[name] = torch.tensor(w, device=value.device, dtype=value.dtype)
+                weights[name] = value.new_full((), w)
                 weighted[name] = w * value
 
         total = torch.stack([v.to(torch.float32) for v in weighted.values()]).sum()

@@ -40,7 +40,7 @@ class _AllGatherCat(torch.autograd.Function):
     def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
         rank, world = distributed_world()
         n = x.shape[0]
-        size = torch.tensor([n], device=x.device, dtype=torch.int64)
+        size = torch.full((1,), n, device=x.device, dtype=torch.int64)
         sizes_t = [torch.zeros_like(size) for _ in range(world)]
         dist.all_gather(sizes_t, size)
         sizes = [

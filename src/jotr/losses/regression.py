@@ -47,7 +47,7 @@ def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 def reduce_to_15(x: Tensor) -> Tensor:
     """(B, 30, ...) -> (B, 15, ...) the query joints (jotr.body.joint_sets.JOTR15_FROM_30)."""
-    idx = torch.as_tensor(JOTR15_FROM_30, device=x.device)
+    idx = torch.as_tensor(JOTR15_FROM_30).to(x.device, non_blocking=True)  # no host sync on CUDA
     return x.index_select(1, idx)
 
 

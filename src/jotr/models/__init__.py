@@ -17,8 +17,8 @@ __all__ = ["ModelConfig", "build_model"]
 def build_model(cfg: JOTRConfig, *, pretrained: bool = True, body: BodyModel | None = None) -> JOTR:
     """The JOTR network for ``cfg`` with the body model of ``cfg.body`` (or ``body`` when given).
 
-    ``pretrained=True`` loads ``cfg.model.backbone_weights`` (if set) and the VPoser weights of the vposer head
-    (required); use ``pretrained=False`` when a checkpoint provides every weight.
+    ``pretrained=True`` loads ``cfg.model.backbone_weights`` (if set) and the VPoser weights of the vposer
+    head (required); use ``pretrained=False`` when a checkpoint provides every weight.
     """
     from jotr.body import build_body_model
     from jotr.models.jotr import JOTR

@@ -36,8 +36,8 @@ class ModelConfig:
     focal_256: float = 5000.0
     camera_3d_size: float = 2.5
     bbox_3d_size: float = 2.0  # metric depth range (metres) of the unit cube's z axis
-    # Attention kernel: "sdpa" (torch.nn.functional.scaled_dot_product_attention) or "naive" (explicit softmax,
-    # the plain reference of the benchmarks). Same weights, same results.
+    # Attention kernel: "sdpa" (torch.nn.functional.scaled_dot_product_attention) or "naive" (explicit
+    # softmax, the plain reference of the benchmarks). Same weights, same results.
     attention: Literal["sdpa", "naive"] = "sdpa"
 
     def __post_init__(self) -> None:
@@ -47,8 +47,8 @@ class ModelConfig:
             )
         if self.heatmap_size * 4 != self.input_size:
             raise ValueError(
-                f"model.heatmap_size must be input_size / 4 = {self.input_size // 4} (the stem's output grid), "
-                f"got {self.heatmap_size}"
+                f"model.heatmap_size must be input_size / 4 = {self.input_size // 4} (the stem's output "
+                f"grid), got {self.heatmap_size}"
             )
         if self.d_model % self.nhead or self.d_model % 4:
             raise ValueError(

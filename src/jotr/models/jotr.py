@@ -5,7 +5,8 @@ Two classes:
 
 * :class:`JOTRNetwork` -- every learnable part; needs only the body model's *layout* (pose joints, shape size,
   shape bounds). Its state dict is the checkpoint. The official-checkpoint converter builds it without a body.
-* :class:`JOTR` -- the network plus a :class:`jotr.body.BodyModel` (non-persistent buffers, so the state-dict keys
+* :class:`JOTR` -- the network plus a :class:`jotr.body.BodyModel` (non-persistent buffers, so the state-dict
+keys
   are the same); ``forward(Inputs) -> JOTROutput`` in train and eval mode alike.
 """
 
@@ -50,10 +51,11 @@ PELVIS = 0  # index of the pelvis in the jotr30 joint set
 def render_heatmaps(keypoints_hm: Tensor, valid: Tensor, size: int, sigma: float) -> Tensor:
     """Gaussian joint heatmaps on the heatmap grid, multiplied by validity.
 
-    (B, J, 2) keypoints in heatmap cells, (B, J) validity -> (B, J, size, size). The Gaussian of cell (x, y) is
+    (B, J, 2) keypoints in heatmap cells, (B, J) validity -> (B, J, size, size). The Gaussian of cell (x, y)
+    is
     ``exp(-((x - u)^2 + (y - v)^2) / (2 sigma^2))`` with cells at integer coordinates, built separably.
     """
-    keep = valid > 0
+    keep = (valid > 0) & torch.isfinite(keypoints_hm).all(dim=-1)  # non-finite keypoints count as missing
     kp = torch.where(keep[..., None], keypoints_hm, torch.zeros_like(keypoints_hm))
     grid = torch.arange(size, device=kp.device, dtype=kp.dtype)
     scale = -0.5 / (sigma * sigma)
@@ -220,7 +222,8 @@ class JOTRNetwork(nn.Module):
         self.feat_size = cfg.input_size // STRIDE  # h = w of the backbone output
         if cfg.pose_head == "vposer" and num_pose_joints < 1 + VPOSER_JOINTS:
             raise InputError(
-                f"model.pose_head='vposer' needs an SMPL body (24 pose joints), the body model has {num_pose_joints}"
+                f"model.pose_head='vposer' needs an SMPL body (24 pose joints), the body model has "
+                f"{num_pose_joints}"
             )
 
         self.backbone = ResNet(cfg.backbone)
@@ -375,20 +378,22 @@ class JOTRNetwork(nn.Module):
 
 
 class JOTR(JOTRNetwork):
-    """JOTR with its body model. ``forward(Inputs, generator) -> JOTROutput`` (same type in train and eval)."""
+    """JOTR with its body model. ``forward(Inputs, generator) -> JOTROutput`` (same type in train and
+    eval mode)."""
 
     def __init__(self, cfg: ModelConfig, body: BodyModel, *, pretrained: bool = True) -> None:
         if cfg.pose_head == "vposer" and tuple(getattr(body, "pose_joint_names", ())) != SMPL24.names:
             raise InputError(
-                f"model.pose_head='vposer' works only with the SMPL body model (body.kind=smpl: VPoser decodes SMPL "
-                f"joints); got the {body.name!r} body with {body.num_pose_joints} pose joints -- use "
-                f"model.pose_head='rot6d'"
+                f"model.pose_head='vposer' works only with the SMPL body model (body.kind=smpl: VPoser "
+                f"decodes SMPL joints); got the {body.name!r} body with {body.num_pose_joints} pose joints "
+                f"-- use model.pose_head='rot6d'"
             )
         super().__init__(cfg, body.num_pose_joints, body.num_shape, body.shape_bounds, pretrained=pretrained)
         self.body = body
 
     def forward(self, inputs: Inputs, generator: torch.Generator | None = None) -> JOTROutput:
-        """Crops + 2D poses -> meshes, joints, camera. ``generator`` drives the training-time joint dropping."""
+        """Crops + 2D poses -> meshes, joints, camera. ``generator`` drives the training-time joint
+        dropping."""
         pred = self.predict(inputs, generator)
         cfg = self.cfg
         with torch.autocast(device_type=inputs.image.device.type, enabled=False):

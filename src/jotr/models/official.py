@@ -1,8 +1,8 @@
 """Official JOTR checkpoints (``xljh0520/JOTR``) -> this implementation, through an explicit rename table.
 
-The official model is the paper config with the SMPL body and the VPoser pose head. Its state dict has 538 keys
-(``docs/official_state_dict_keys.txt``); every one is either renamed onto :class:`jotr.models.jotr.JOTRNetwork` or
-dropped on purpose:
+The official model is the paper config with the SMPL body and the VPoser pose head. Its state dict has 538
+keys (``docs/official_state_dict_keys.txt``); every one is either renamed onto
+:class:`jotr.models.jotr.JOTRNetwork` or dropped on purpose:
 
 * ``human_model_layer.*`` -- SMPL arrays (licensed; our body model reads the user's own SMPL files);
 * ``pos_embed_1d.pos_table`` -- the fixed 1-D sinusoid table of the 3D encoder, recomputed here (the converter
@@ -141,7 +141,8 @@ def convert_official_state(
     cfg: ModelConfig | None = None,
     source: str = "checkpoint",
 ) -> dict[str, Tensor]:
-    """Rename an official state dict onto our keys and check it against ``expected`` (our network's state dict).
+    """Rename an official state dict onto our keys and check it against ``expected`` (our network's state
+    dict).
 
     Raises :class:`CheckpointError` listing unknown official keys, our keys left without a value (by official
     name), shape mismatches, and a positional table that differs from ours.
@@ -185,7 +186,8 @@ def convert_official_state(
 
 
 def load_official_file(path: str | Path) -> dict[str, Tensor]:
-    """Read an official checkpoint with ``torch.load(weights_only=True)`` and return its network state dict."""
+    """Read an official checkpoint with ``torch.load(weights_only=True)``; return its network state
+    dict."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"official checkpoint not found: {path}")

@@ -1,9 +1,9 @@
 """ResNet-18/34/50/101 with torchvision-compatible parameter names, split at the stem.
 
 JOTR fuses the 2D-pose heatmaps after the stem (conv7x7/2, BN, ReLU, maxpool), so the backbone exposes
-:meth:`ResNet.stem` and :meth:`ResNet.stages` separately. Parameter names follow torchvision (``conv1``, ``bn1``,
-``layer1.0.conv1``, ``layer1.0.downsample.0`` ...), so ImageNet or SimpleBaseline (Xiao et al.) ``.pth`` files load
-with :func:`load_backbone_weights`. There is no classifier.
+:meth:`ResNet.stem` and :meth:`ResNet.stages` separately. Parameter names follow torchvision
+(``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0`` ...), so ImageNet or SimpleBaseline
+(Xiao et al.) ``.pth`` files load with :func:`load_backbone_weights`. There is no classifier.
 """
 
 from __future__ import annotations
@@ -209,8 +209,8 @@ def _unwrap_state(obj: object, source: str) -> Mapping[str, Tensor]:
 def backbone_state_from_file(path: str | Path) -> dict[str, Tensor]:
     """Read a torchvision / SimpleBaseline weight file and return backbone keys with torchvision names.
 
-    ``module.`` and ``backbone.`` prefixes are stripped (repeatedly), the classifier (``fc.*``) and SimpleBaseline
-    deconv head (``deconv_layers.*``, ``final_layer.*``) are dropped; every other key is kept.
+    ``module.`` and ``backbone.`` prefixes are stripped (repeatedly), the classifier (``fc.*``) and
+    SimpleBaseline deconv head (``deconv_layers.*``, ``final_layer.*``) are dropped; every other key is kept.
     """
     path = Path(path)
     if not path.is_file():

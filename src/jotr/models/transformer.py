@@ -136,10 +136,10 @@ class DecoderLayer(nn.Module):
 
 
 def sine_position_encoding_2d(height: int, width: int, d_model: int, temperature: float = 10000.0) -> Tensor:
-    """DETR ``PositionEmbeddingSine(d_model / 2, normalize=True)`` for an unpadded (H, W) map -> (H*W, d_model).
+    """DETR ``PositionEmbeddingSine(d_model / 2, normalize=True)`` of an unpadded (H, W) map -> (H*W, C).
 
-    Channels are ``[y-encoding, x-encoding]``, each interleaving sin/cos; positions are ``(i + 1) / (n + 1e-6)``
-    scaled by 2 pi. Tokens are ordered row-major (h, w).
+    Channels are ``[y-encoding, x-encoding]``, each interleaving sin/cos; positions are ``(i + 1) / (n +
+    1e-6)`` scaled by 2 pi. Tokens are ordered row-major (h, w).
     """
     if d_model % 4:
         raise ValueError(f"d_model must be divisible by 4 for the 2D sine encoding, got {d_model}")

@@ -1,9 +1,9 @@
 """VPoser v1 (the model of ``human-body-prior`` 0.8.5.0), frozen, as used by the official JOTR pose head.
 
-Written here from its published layout (design.md §2); the package itself is not a dependency. The decoder maps a
-32-d latent to 21 SMPL body-joint rotations: Linear(32, 512) -> LeakyReLU(0.2) -> Dropout(0.1) -> Linear(512, 512)
--> LeakyReLU(0.2) -> Linear(512, 126), each 6D pair -> rotation by Gram-Schmidt. The encoder is kept (frozen) so
-that official checkpoints, which carry it, load strictly and the parameter count matches.
+Written here from its published layout (design.md §2); the package itself is not a dependency. The decoder
+maps a 32-d latent to 21 SMPL body-joint rotations: Linear(32, 512) -> LeakyReLU(0.2) -> Dropout(0.1) ->
+Linear(512, 512) -> LeakyReLU(0.2) -> Linear(512, 126), each 6D pair -> rotation by Gram-Schmidt. The encoder
+is kept (frozen) so that official checkpoints, which carry it, load strictly and the parameter count matches.
 
 Weights: a VPoser v1 snapshot ``.pt`` (a state dict with the ``bodyprior_*`` names) read with
 ``torch.load(weights_only=True)``.
@@ -81,12 +81,13 @@ class VPoserV1(nn.Module):
 def load_vposer_weights(vposer: VPoserV1, path: str | Path | None) -> None:
     """Load a VPoser v1 snapshot strictly (``module.``/``vposer.`` prefixes are stripped).
 
-    ``path`` None -> :class:`InputError` (the vposer pose head needs the weights: set ``model.vposer_weights``).
+    ``path`` None -> :class:`InputError` (the vposer pose head needs the weights: set
+    ``model.vposer_weights``).
     """
     if path is None:
         raise InputError(
-            "model.pose_head='vposer' needs VPoser v1 weights: set model.vposer_weights to a VPoser v1 snapshot "
-            "(.pt), or use model.pose_head='rot6d'"
+            "model.pose_head='vposer' needs VPoser v1 weights: set model.vposer_weights to a VPoser v1 "
+            "snapshot (.pt), or use model.pose_head='rot6d'"
         )
     path = Path(path)
     if not path.is_file():

@@ -40,7 +40,7 @@ def write_previews(
     import cv2
 
     from jotr.synth.scene import SceneGenerator, SynthOptions
-    from jotr.utils.io import atomic_write_bytes
+    from jotr.synth.writer import write_file
 
     out = Path(out_dir)
     gen = SceneGenerator(SynthOptions(width=width, height=height))
@@ -52,7 +52,7 @@ def write_previews(
             if not ok:
                 raise RuntimeError("PNG encoding failed")
             path = out / f"{family}.png"
-            atomic_write_bytes(path, buf.tobytes())
+            write_file(path, buf.tobytes())
             paths.append(path)
     finally:
         gen.close()

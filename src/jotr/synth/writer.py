@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from jotr.body.joint_sets import get_joint_set
 from jotr.errors import InputError
 from jotr.synth.scene import FAMILIES, GT_JOINT_SETS, VISIBILITY_NAMES, SceneGenerator, SynthOptions
-from jotr.utils.io import atomic_write_bytes, atomic_write_text
+from jotr.utils.io import atomic_save
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,16 @@ def _encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
+def write_file(path: str | Path, data: bytes) -> None:
+    """Atomic write, readable by everyone (``0o644``; the temporary file of the atomic write is private)."""
+
+    def writer(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+
+    atomic_save(path, writer)
+
+
 # Per-process generator of the pool workers (set by _init_worker in each worker process only).
 _WORKER: dict[str, Any] = {}
 
@@ -78,7 +89,7 @@ def _init_worker(options: SynthOptions) -> None:
 def _make_one(generator: SceneGenerator, task: tuple[str, int, int, str, str]) -> dict[str, Any]:
     family, seed, index, image_path, file_name = task
     scene = generator.generate(family, seed, index)
-    atomic_write_bytes(image_path, _encode_jpeg(scene.image, generator.options.jpeg_quality))
+    write_file(image_path, _encode_jpeg(scene.image, generator.options.jpeg_quality))
     return to_jsonable({"image": scene.image_info, "persons": scene.persons, "file_name": file_name})
 
 
@@ -194,7 +205,7 @@ def write_split(
             {"id": 1, "name": "person", "keypoints": list(get_joint_set("coco17").names), "skeleton": []}
         ],
     }
-    atomic_write_text(json_path, json.dumps(document, separators=(",", ":")))
+    write_file(json_path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
     targets = [a["visible_fraction"] for a in annotations if a["is_target"]]
     summary = SplitSummary(
         json_path=str(json_path),

@@ -108,8 +108,7 @@ class MeshVisualizer:
         return Overlay(image=out, side=side, mask=mask, instance=front.instance)
 
     def render_side(self, items, focal, size: tuple[int, int], renderer) -> np.ndarray:
-        """All meshes rotated together about the vertical axis through their common centre, re-framed to
-        fit."""
+        """All meshes turned together about the vertical axis through their common centre, re-framed."""
         W, H = size
         bg = np.full((H, W, 3), 255, np.uint8)
         if not items:
