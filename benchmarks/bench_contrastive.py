@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_run_case(impl, batch, args.reps, args.official_concat)))
         return 0
 
+    load_before = os.getloadavg()[0]
     rows = []
     for b in args.batches:
         ours = _child("ours", b, args.reps, args.threads, False)
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ref_kind = "official concat" if args.official_concat else "per-anchor loop"
     print(
-        f"J2J + J2N forward + backward, C={C}, volume {SIZE}, {args.threads} threads; reference = {ref_kind}"
+        f"J2J + J2N fwd + bwd, C={C}, volume {SIZE}, {args.threads} threads; reference = {ref_kind}; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
     head = f"{'batch':>5} | {'ours s':>8} {'GFLOP/s':>8} {'peak MB':>8} | {'ref s':>8} {'peak MB':>8}"
     print(f"{head} | {'speedup':>8}")
@@ -225,7 +228,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['batch']:>5} | {o['time_s']:>8.4f} {gfs:>8.1f} {o['peak_mb']:>8.1f} | "
             f"{f['time_s']:>8.3f} {f['peak_mb']:>8.1f} | {r['speedup']:>7.1f}x"
         )
-    print(json.dumps({"bench": "contrastive", "threads": args.threads, "reference": ref_kind, "rows": rows}))
+    summary = {
+        "bench": "contrastive",
+        "threads": args.threads,
+        "load_avg": load_before,
+        "reference": ref_kind,
+    }
+    print(json.dumps({**summary, "rows": rows}))
     return 0
 
 

@@ -114,8 +114,20 @@ def test_error_geometry_and_confidences():
     assert min(confs[GOOD]) > 0.5
 
 
-def test_bad_input_raises():
+def test_bad_input_raises_and_nan_tolerance():
     with pytest.raises(InputError, match="joints"):
         corrupt_keypoints(np.zeros((17, 2)), np.ones(17), np.random.default_rng(0))
+    joints = _person()
+    joints[3] = np.nan
+    with pytest.raises(InputError, match="non-finite"):
+        corrupt_keypoints(joints, np.ones(30), np.random.default_rng(0))
+    valid = np.ones(30, bool)
+    valid[3] = False  # NaN allowed where unannotated; NaN joints of others are never donors
+    other = _person(offset=(3.0, 3.0))
+    other[:] = np.nan
+    out, kind = corrupt_keypoints_with_types(
+        joints, valid, np.random.default_rng(0), others=[other], occluded=np.ones(30, bool)
+    )
+    assert np.all(np.isfinite(out)) and kind[3] == UNANNOTATED and not np.any(kind == SWAP)
     with pytest.raises(InputError, match="box_size"):
         corrupt_keypoints(_person(), np.ones(30), np.random.default_rng(0), box_size=-1.0)

@@ -92,8 +92,15 @@ def run(args: argparse.Namespace) -> int:
     )
     visualizer = None
     if not args.no_render:
+        from jotr.errors import InputError
         from jotr.viz.overlay import MeshVisualizer
+        from jotr.viz.renderer import rendering_available
 
+        ok, why = rendering_available()
+        if not ok:
+            raise InputError(
+                f"cannot render overlays ({why}); install the [render] extra or pass --no-render"
+            )
         visualizer = MeshVisualizer()
     out = Path(args.out)
     names = output_names(inputs)

@@ -69,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
         f"[demo-synthetic] held-out '{args.family}' scene (seed {args.seed}, index {args.index}) -> JOTR ...",
         flush=True,
     )
+    render = not args.no_render
+    if render:
+        from jotr.viz.renderer import rendering_available
+
+        ok, why = rendering_available()
+        if not ok:
+            print(f"[demo-synthetic] warning: no overlay/side view, offscreen rendering unavailable: {why}")
+            render = False
     res = run_synthetic_demo(
         predictor,
         args.out,
@@ -77,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         index=args.index,
         width=args.width,
         height=args.height,
-        render=not args.no_render,
+        render=render,
     )
     print(f"[demo-synthetic] outputs in {res.folder}")
     print(f"{'person':>6} {'visible':>8} {'MPJPE':>8} {'PA-MPJPE':>9} {'PVE':>8}   (mm, vs ground truth)")

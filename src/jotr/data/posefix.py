@@ -119,8 +119,6 @@ def _check(name: str, arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.shape != shape:
         raise InputError(f"corrupt_keypoints: {name} must have shape {shape}, got {arr.shape}")
-    if arr.dtype != bool and not np.all(np.isfinite(arr)):
-        raise InputError(f"corrupt_keypoints: {name} contains non-finite values")
     return arr
 
 
@@ -136,6 +134,9 @@ def corrupt_keypoints_with_types(
     """Like :func:`corrupt_keypoints`, also returning the (30,) int error type of each joint (``GOOD``...)."""
     joints = _check("joints", joints, (_NUM_JOINTS, 2)).astype(np.float64)
     valid_b = _check("valid", valid, (_NUM_JOINTS,)).astype(bool)
+    if not np.all(np.isfinite(joints[valid_b])):
+        raise InputError("corrupt_keypoints: joints marked valid contain non-finite values")
+    joints = np.where(valid_b[:, None], joints, 0.0)  # unannotated joints may hold NaN
     occ = np.zeros(_NUM_JOINTS, bool)
     if occluded is not None:
         occ = _check("occluded", occluded, (_NUM_JOINTS,)).astype(bool)
@@ -149,6 +150,7 @@ def corrupt_keypoints_with_types(
     if other_arr:
         stack = np.stack(other_arr)  # (P, 30, 2)
         dist = np.linalg.norm(stack - joints[None], axis=-1)  # (P, 30)
+        dist = np.where(np.isfinite(dist), dist, np.inf)  # non-finite joints of others are never donors
         nearest = np.argmin(dist, axis=0)  # (30,)
         close = dist[nearest, np.arange(_NUM_JOINTS)] <= SWAP_RADIUS * scale
         donor[close] = stack[nearest[close], np.arange(_NUM_JOINTS)[close]]
