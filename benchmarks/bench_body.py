@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(
             f"{r['model']:14s} {r['vertices']:6d} {r['pose_joints']:3d} {r['batch']:5d} "
-            f"{r['forward_ms']:8.2f} ({r['forward_min_ms']:6.2f}) {r['fwd_bwd_ms']:8.2f} ({r['fwd_bwd_min_ms']:6.2f})"
+            f"{r['forward_ms']:8.2f} ({r['forward_min_ms']:6.2f}) "
+            f"{r['fwd_bwd_ms']:8.2f} ({r['fwd_bwd_min_ms']:6.2f})"
         )
     load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     print(f"1-minute load average: {load['before']} before, {load['after']} after ({os.cpu_count()} CPUs)")

@@ -13,7 +13,7 @@ batch) runs in its own child process, so its peak memory (growth of the resident
 step included) is its own. GFLOP per step from ``torch.utils.flop_counter``.
 
 ``predictor``: ``JOTRPredictor.predict`` on one 640x480 image with 1, 2, 4, 8 people (COCO-17 keypoints of
-standing people spread over the image), loaded from a random-weight checkpoint written with
+standing people on a grid over the image), loaded from a random-weight checkpoint written with
 ``jotr.engine.checkpoint.save_checkpoint`` (body = an SMPL-format model file written to a temporary folder).
 The time covers everything a user pays per image: crops, the batched network, the body model, the camera
 conversion and the numpy results. The network alone (``model.predict`` on the same batch) is timed next to it.
@@ -208,14 +208,21 @@ _COCO_OFFSETS = np.array(
 
 
 def make_people(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:
-    """``count`` (17, 3) COCO keypoint arrays (image px + confidence) of people spread over the image."""
+    """``count`` (17, 3) COCO keypoint arrays (image px + confidence) of people on a grid over the image
+    (one row up to 4 people, then two), each person inside the image."""
     rng = np.random.default_rng(seed)
+    rows = 1 if count <= 4 else 2
+    cols = -(-count // rows)
+    cell_w, cell_h = width / cols, height / rows
+    extent = _COCO_OFFSETS.max(axis=0) - _COCO_OFFSETS.min(axis=0)  # (2,) person size at scale 1, px
+    fit = 0.8 * min(cell_w / extent[0], cell_h / extent[1], 1.5)
+    centre = (_COCO_OFFSETS.max(axis=0) + _COCO_OFFSETS.min(axis=0)) / 2
     people = []
     for i in range(count):
-        cx = width * (i + 0.5) / count + rng.normal() * 5.0
-        cy = height * 0.5 + rng.normal() * 10.0
-        scale = 0.8 + 0.4 * rng.random()
-        xy = np.array([cx, cy]) + scale * _COCO_OFFSETS + rng.normal(size=(17, 2)) * 2.0
+        r, c = divmod(i, cols)
+        scale = fit * (0.85 + 0.15 * rng.random())
+        cell_centre = np.array([(c + 0.5) * cell_w, (r + 0.5) * cell_h])
+        xy = cell_centre + scale * (_COCO_OFFSETS - centre) + rng.normal(size=(17, 2)) * 1.5
         conf = 0.5 + 0.5 * rng.random((17, 1))
         people.append(np.concatenate([xy, conf], axis=1))
     return people

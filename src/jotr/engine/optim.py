@@ -54,7 +54,10 @@ def build_optimizer(model: nn.Module, criterion: nn.Module | None, cfg: TrainCon
     groups = param_groups(model, criterion, cfg)
     if not groups:
         raise ValueError("no trainable parameters")
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for g in groups for p in g["params"]]
+    # the fused kernel (CPU and CUDA) is several times faster than the per-parameter loop for AdamW's update
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
 def lr_multiplier(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:

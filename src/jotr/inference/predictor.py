@@ -388,6 +388,7 @@ class JOTRPredictor:
             )
         return results
 
+    @torch.inference_mode()
     def body_in_camera(
         self, pose_rotmat: torch.Tensor, shape: torch.Tensor, root_cam: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,242 @@
+"""Ablation variants of JOTR in the same framework (issue #10): same inputs, same body model, same heads'
+outputs, same :class:`~jotr.structures.JOTROutput`, so the criterion, trainer and evaluator work unchanged.
+
+* :class:`JOTR2DOnly` -- JOTR without the 3D branch: no lifted volume, no 3D encoder, no joint sampling. The
+  coarse-to-fine decoder attends to the 2D encoder's tokens in every layer; its joint tokens still predict
+  the 15 query joints layer by layer (their supervision is unchanged).
+* :class:`AvgFeatReg` -- an HMR-style baseline: globally averaged backbone features (after the same Pose2Feat
+  early fusion of the 2D pose) -> an MLP with iterative error feedback that regresses the same body
+  parameters, the camera and the 15 query joints (the joints only feed the joint-image loss).
+
+Neither variant has a feature volume, so the contrastive losses cannot be used with them
+(:func:`build_variant` refuses). ``feat_volume`` is an empty ``(B, 0, D, h, w)`` tensor and ``depth_exponent``
+a constant 1.
+
+:func:`build_variant` builds any of the three architectures by name (``"jotr"`` = the full network).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from jotr.body.base import BodyModel
+from jotr.errors import InputError
+from jotr.geometry.coords import inverse_sigmoid
+from jotr.geometry.rotations import rot6d_to_rotmat
+from jotr.models.config import ModelConfig
+from jotr.models.jotr import JOTR, ParameterPrediction, drop_joints, render_heatmaps
+from jotr.structures import Inputs
+
+logger = logging.getLogger(__name__)
+
+Architecture = Literal["jotr", "jotr_2d_only", "avgfeat"]
+ARCHITECTURES: tuple[str, ...] = ("jotr", "jotr_2d_only", "avgfeat")
+
+# JOTR submodules / parameters / buffers that a variant does not use (removed after construction).
+_THREE_D_PARTS = ("lift", "lift_coord", "encoder_3d", "depth_exponent", "pos_3d")
+_TRANSFORMER_PARTS = (
+    "input_proj",
+    "encoder_2d",
+    "decoder",
+    "root_pose_head",
+    "pose_head",
+    "shape_head",
+    "cam_head",
+    "pos_2d",
+)
+
+
+def _remove(module: nn.Module, names: tuple[str, ...]) -> None:
+    for name in names:
+        delattr(module, name)
+
+
+class _VariantBase(JOTR):
+    """Shared helpers of the variants: input heatmaps + backbone, and the body-parameter assembly."""
+
+    def __init__(self, cfg: ModelConfig, body: BodyModel, *, pretrained: bool = True) -> None:
+        if cfg.pose_head != "rot6d":
+            raise InputError(
+                f"the ablation variants support model.pose_head='rot6d' only, got {cfg.pose_head!r}"
+            )
+        super().__init__(cfg, body, pretrained=pretrained)
+
+    def _features(self, inputs: Inputs, generator: torch.Generator | None) -> Tensor:
+        """(B, C_backbone, h, w) backbone features after Pose2Feat early fusion of the 2D-pose heatmaps."""
+        self.check_inputs(inputs)
+        cfg = self.cfg
+        image = inputs.image
+        valid = inputs.keypoints_valid.to(image.dtype)
+        if self.training:
+            valid = drop_joints(valid, cfg.joint_mask_prob, generator)
+        heatmaps = render_heatmaps(
+            inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma
+        )
+        feat = self.backbone.stem(image)  # (B, 64, hm, hm)
+        feat = self.pose2feat(feat, heatmaps)
+        return self.backbone.stages(feat)  # (B, C_backbone, h, w)
+
+    def _assemble(
+        self, root6d: Tensor, pose6d: Tensor, shape: Tensor, cam: Tensor, joints_unit: Tensor
+    ) -> ParameterPrediction:
+        """Raw regressions -> :class:`ParameterPrediction`. (B, 6), (B, 6 (J-1)), (B, S), (B, 3),
+        (L, B, 15, 3) unit cube."""
+        B = root6d.shape[0]
+        root = rot6d_to_rotmat(root6d)[:, None]  # (B, 1, 3, 3)
+        body = rot6d_to_rotmat(pose6d.reshape(B, self.num_pose_joints - 1, 6))  # (B, J-1, 3, 3)
+        if self.shape_bounds is not None:
+            lo, hi = self.shape_bounds
+            shape = lo + (hi - lo) * torch.sigmoid(shape)
+        n, D = self.feat_size, self.cfg.volume_depth
+        return ParameterPrediction(
+            joints_unit=joints_unit,
+            pose_rotmat=torch.cat([root, body], dim=1),
+            shape=shape,
+            cam=cam,
+            cam_t=self.camera.translation(cam),
+            feat_volume=root6d.new_zeros(B, 0, D, n, n),  # no volume in this variant
+            depth_exponent=root6d.new_ones(()),  # no depth warp in this variant
+            pose_latent=None,
+        )
+
+
+class JOTR2DOnly(_VariantBase):
+    """JOTR without the 3D branch (variant 5 of the ablation): the decoder attends to 2D tokens only."""
+
+    def __init__(self, cfg: ModelConfig, body: BodyModel, *, pretrained: bool = True) -> None:
+        super().__init__(cfg, body, pretrained=pretrained)
+        _remove(self, _THREE_D_PARTS)
+        _remove(self.decoder, ("sample_pos",))
+
+    def _decode_2d(self, memory: Tensor, pos_2d: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, M, C) 2D memory, (M, C) pos -> (L, B, 3, C) body tokens, (L, B, 15, 3) unit-cube joints.
+
+        The layers, the shared norm, the queries and the coarse-to-fine joint heads are JOTR's; the memory
+        stays the 2D tokens in every layer."""
+        dec = self.decoder
+        B, _, d = memory.shape
+        nb = 3  # pose, shape, camera tokens
+        tgt = torch.cat(
+            [dec.body_content.expand(B, nb, d), dec.joint_content.expand(B, dec.num_joints, d)], 1
+        ).to(memory.dtype)
+        query_pos = torch.cat([dec.body_query_pos, dec.joint_query_pos.weight], dim=0)  # (18, C)
+        mem_pos = pos_2d.expand(B, -1, -1)
+        body_tokens, joints = [], []
+        joints_unit: Tensor | None = None
+        for idx, layer in enumerate(dec.layers):
+            tgt = dec.norm(layer(tgt, query_pos, memory, mem_pos))
+            body_tokens.append(tgt[:, :nb])
+            with torch.autocast(device_type=tgt.device.type, enabled=False):
+                h = tgt[:, nb:].float()  # (B, 15, C)
+                if joints_unit is None:
+                    joints_unit = torch.sigmoid(dec.joint_heads[0](h))
+                else:
+                    logit = inverse_sigmoid(joints_unit)
+                    joints_unit = torch.sigmoid(logit + dec.joint_heads[idx](torch.cat([h, logit], dim=-1)))
+            joints.append(joints_unit)
+        return torch.stack(body_tokens), torch.stack(joints)
+
+    def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
+        feat = self._features(inputs, generator)
+        tokens_2d = rearrange(self.input_proj(feat), "b c h w -> b (h w) c")  # (B, h*w, C)
+        pos_2d = self.pos_2d.to(tokens_2d.dtype)
+        memory = self.encoder_2d(tokens_2d, pos_2d)
+        body_tokens, joints_unit = self._decode_2d(memory, pos_2d)  # (L, B, 3, C), (L, B, 15, 3)
+        with torch.autocast(device_type=inputs.image.device.type, enabled=False):
+            body_tokens = body_tokens.float()
+            return self._assemble(
+                self.root_pose_head(body_tokens[:, :, 0]),
+                self.pose_head(body_tokens[:, :, 0]),
+                self.shape_head(body_tokens[:, :, 1]),
+                self.cam_head(body_tokens[:, :, 2]),
+                joints_unit,
+            )
+
+
+class AvgFeatReg(_VariantBase):
+    """HMR-style regression from globally averaged backbone features (variant 6 of the ablation).
+
+    ``theta = [root 6D, body 6D per joint, shape logits, camera, 15 joint logits]`` starts at a constant
+    (identity rotations, zeros elsewhere) and is refined ``iterations`` times by
+    ``theta += MLP([f, theta])`` (HMR's iterative error feedback; MLP = Linear-ReLU-Dropout x2 -> Linear).
+    The joint logits pass through a sigmoid into the unit cube (one "layer" of joints_unit).
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        body: BodyModel,
+        *,
+        pretrained: bool = True,
+        hidden: int = 1024,
+        iterations: int = 3,
+    ) -> None:
+        super().__init__(cfg, body, pretrained=pretrained)
+        _remove(self, _THREE_D_PARTS + _TRANSFORMER_PARTS)
+        if iterations < 1:
+            raise InputError(f"AvgFeatReg: iterations must be >= 1, got {iterations}")
+        self.iterations = iterations
+        J, S, Q = self.num_pose_joints, self.num_shape, cfg.num_query_joints
+        self.splits = (6, 6 * (J - 1), S, 3, 3 * Q)  # root, body, shape, camera, joints
+        dim = sum(self.splits)
+        c_feat = self.backbone.out_channels
+        self.regressor = nn.Sequential(
+            nn.Linear(c_feat + dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(hidden, dim),
+        )
+        nn.init.xavier_uniform_(self.regressor[-1].weight, gain=0.01)  # HMR: small initial updates
+        nn.init.zeros_(self.regressor[-1].bias)
+        identity6d = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # first two columns of I, row-major
+        init = torch.zeros(dim)
+        init[: 6 * J] = identity6d.repeat(J)
+        self.register_buffer("theta_init", init, persistent=False)  # (dim,) constant
+
+    def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
+        feat = self._features(inputs, generator).mean(dim=(2, 3))  # (B, C_backbone) global average
+        with torch.autocast(device_type=inputs.image.device.type, enabled=False):
+            feat = feat.float()
+            theta = self.theta_init.expand(feat.shape[0], -1)
+            for _ in range(self.iterations):
+                theta = theta + self.regressor(torch.cat([feat, theta], dim=-1))
+            root6d, pose6d, shape, cam, joint_logits = torch.split(theta, self.splits, dim=-1)
+            joints_unit = torch.sigmoid(joint_logits.reshape(-1, self.cfg.num_query_joints, 3))[None]
+            return self._assemble(root6d, pose6d, shape, cam, joints_unit)
+
+
+def build_variant(
+    architecture: str,
+    cfg,
+    *,
+    body: BodyModel | None = None,
+    pretrained: bool = True,
+) -> JOTR:
+    """The network of ``architecture`` (``"jotr"``, ``"jotr_2d_only"``, ``"avgfeat"``) for the full config
+    ``cfg`` (a :class:`jotr.config.JOTRConfig`), with ``body`` or the body model of ``cfg.body``."""
+    if architecture not in ARCHITECTURES:
+        raise InputError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if architecture != "jotr" and cfg.loss.use_contrastive:
+        raise InputError(
+            f"architecture {architecture!r} has no 3D feature volume: the contrastive losses "
+            "(loss.use_contrastive) need the full JOTR network"
+        )
+    if body is None:
+        from jotr.body import build_body_model
+
+        body = build_body_model(cfg.body)
+    if architecture == "jotr":
+        return JOTR(cfg.model, body, pretrained=pretrained)
+    cls = JOTR2DOnly if architecture == "jotr_2d_only" else AvgFeatReg
+    return cls(cfg.model, body, pretrained=pretrained)
+
+
+__all__ = ["ARCHITECTURES", "AvgFeatReg", "JOTR2DOnly", "build_variant"]
