@@ -15,7 +15,8 @@ inputs, timed at each batch size:
   inter-op thread.
 
 The ratio torch / onnxruntime > 1 means onnxruntime is faster. The largest |difference| over the outputs at
-each batch is reported too. Times are medians of ``--reps`` calls after two warm-up calls, the two runtimes
+each batch and the achieved GFLOP/s (FLOPs of the PyTorch graph from ``torch.utils.flop_counter``) are
+reported too. Times are medians of ``--reps`` calls after two warm-up calls, the two runtimes
 timed in alternation (so that load changes hit both alike). Prints a table and
 one JSON line (``{"bench": "onnx", ...}``).
 """
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 CONFIG_NAMES = ("small", "paper")
 
@@ -107,6 +109,9 @@ def bench_config(
             return session.run(list(OUTPUT_NAMES), feed)
 
         ref = [t.numpy() for t in run_torch()]
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            wrapper(*inputs)
+        flops = float(counter.get_total_flops())
         got = run_ort()
         diff = max(float(np.abs(g - r).max()) for g, r in zip(got, ref))
         medians = interleaved_medians({"torch": run_torch, "onnxruntime": run_ort}, reps)
@@ -121,6 +126,9 @@ def bench_config(
                 "onnxruntime_ms_per_person": 1000.0 * ort_s / batch,
                 "onnxruntime_persons_per_s": batch / ort_s,
                 "speedup_onnxruntime_vs_torch": torch_s / ort_s,
+                "gflop_per_person": flops / batch / 1e9,
+                "torch_gflops": flops / torch_s / 1e9,
+                "onnxruntime_gflops": flops / ort_s / 1e9,
                 "max_abs_diff": diff,
                 "export_s": export_s,
                 "onnx_mb": size_mb,
@@ -169,13 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'config':6s} {'batch':>5s} {'torch ms':>9s} {'ort ms':>9s} {'ort ms/person':>13s} "
-        f"{'ort persons/s':>13s} {'torch/ort':>9s} {'max |diff|':>10s}"
+        f"{'ort persons/s':>13s} {'torch/ort':>9s} {'GFLOP/p':>7s} {'torch GF/s':>10s} {'ort GF/s':>8s} "
+        f"{'max |diff|':>10s}"
     )
     for r in rows:
         print(
             f"{r['config']:6s} {r['batch']:5d} {r['torch_ms']:9.1f} {r['onnxruntime_ms']:9.1f} "
             f"{r['onnxruntime_ms_per_person']:13.1f} {r['onnxruntime_persons_per_s']:13.2f} "
-            f"{r['speedup_onnxruntime_vs_torch']:8.2f}x {r['max_abs_diff']:10.2e}"
+            f"{r['speedup_onnxruntime_vs_torch']:8.2f}x {r['gflop_per_person']:7.2f} "
+            f"{r['torch_gflops']:10.1f} {r['onnxruntime_gflops']:8.1f} {r['max_abs_diff']:10.2e}"
         )
     load = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after]}
     print(

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from jotr.body.joint_sets import get_joint_set
+from jotr.errors import InputError
 
 
 @dataclass
@@ -93,9 +94,9 @@ class BodyModel(nn.Module, ABC):
     def check_inputs(self, pose_rotmat: Tensor, shape: Tensor) -> None:
         B = pose_rotmat.shape[0]
         if pose_rotmat.shape[1:] != (self.num_pose_joints, 3, 3):
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: pose must be (B, {self.num_pose_joints}, 3, 3) rotation matrices, "
                 f"got {tuple(pose_rotmat.shape)}"
             )
         if shape.shape != (B, self.num_shape):
-            raise ValueError(f"{self.name}: shape must be ({B}, {self.num_shape}), got {tuple(shape.shape)}")
+            raise InputError(f"{self.name}: shape must be ({B}, {self.num_shape}), got {tuple(shape.shape)}")
