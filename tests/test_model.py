@@ -332,3 +332,28 @@ def test_vposer_head(tmp_path, toy_body):
     torch.save({"bodyprior_dec_fc1.weight": torch.zeros(512, 32)}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="missing"):
         load_vposer_weights(VPoserV1(), tmp_path / "bad.pt")
+
+
+def test_inference_weight_caches_follow_the_weights(toy_body):
+    """Folded conv+BN and bf16 weight copies are cached for inference; new weights invalidate them."""
+    from jotr.models.transformer import autocast_param
+
+    lin = torch.nn.Linear(4, 4)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first = autocast_param(lin, "w", lin.weight)
+        assert first.dtype == torch.bfloat16 and autocast_param(lin, "w", lin.weight) is first
+        lin.weight.add_(1.0)
+        assert torch.allclose(autocast_param(lin, "w", lin.weight).float(), lin.weight, atol=0.02)
+    assert autocast_param(lin, "w", lin.weight) is lin.weight  # autograd enabled: the parameter itself
+
+    torch.manual_seed(3)
+    model, other = JOTR(SMALL, toy_body).eval(), JOTR(SMALL, toy_body).eval()
+    x = make_inputs(SMALL, 1, seed=8)
+    with torch.no_grad():
+        for ctx in (torch.autocast("cpu", enabled=False), torch.autocast("cpu", dtype=torch.bfloat16)):
+            with ctx:
+                model(x)  # fill the caches
+                expect = other(x).feat_volume
+                assert not torch.allclose(model(x).feat_volume, expect, atol=1e-3)
+                model.load_state_dict(other.state_dict())
+                assert torch.allclose(model(x).feat_volume, expect, atol=1e-5)

@@ -216,10 +216,20 @@ def _make_splits(acfg: AblationConfig, options, generator) -> dict[str, Any]:
                 progress=False,
                 generator=generator,
             )
-            log.info("data %s: %d images, %d persons, %.1f s", key, spec.num, summary.num_annotations,
-                     summary.seconds)
-            done[key] = {"num_images": spec.num, "seed": spec.seed, "generated": True,
-                         "persons": summary.num_annotations, "seconds": summary.seconds}
+            log.info(
+                "data %s: %d images, %d persons, %.1f s",
+                key,
+                spec.num,
+                summary.num_annotations,
+                summary.seconds,
+            )
+            done[key] = {
+                "num_images": spec.num,
+                "seed": spec.seed,
+                "generated": True,
+                "persons": summary.num_annotations,
+                "seconds": summary.seconds,
+            }
     return done
 
 
@@ -235,7 +245,12 @@ def base_jotr_config(acfg: AblationConfig):
     data = {
         # training uses every annotated person of a scene, evaluation only the target person
         "train_3d": [
-            {"name": "synthetic", "root": train_root, "split": split_name(s), "options": {"targets_only": False}}
+            {
+                "name": "synthetic",
+                "root": train_root,
+                "split": split_name(s),
+                "options": {"targets_only": False},
+            }
             for s in acfg.train
         ],
         "train_2d": [],
@@ -246,13 +261,15 @@ def base_jotr_config(acfg: AblationConfig):
     return merge_config(cfg, acfg.jotr_overrides)
 
 
-def stage_config(acfg: AblationConfig, base, *, stage: int, arch: str, variant: str, seed: int,
-                 init_from: str | None):
+def stage_config(
+    acfg: AblationConfig, base, *, stage: int, arch: str, variant: str, seed: int, init_from: str | None
+):
     from jotr.config import merge_config
 
     steps = acfg.stage1_steps if stage == 1 else acfg.stage2_steps
     out_dir = Path(acfg.runs_dir) / (f"stage1_{arch}_s{seed}" if stage == 1 else f"{variant}_s{seed}")
-    val_every = max(1, math.ceil(steps / max(acfg.val_points, 1)))
+    # val_points = 0: no validation, the last checkpoint is used
+    val_every = max(1, math.ceil(steps / acfg.val_points)) if acfg.val_points > 0 else 0
     train: dict[str, Any] = {
         "out_dir": str(out_dir),
         "seed": seed,
@@ -321,6 +338,7 @@ def run_stage(ctx: Context, cfg, arch: str) -> dict[str, Any]:
         "best_val_mpjpe": result.best_val_mpjpe,
         "val_history": [list(v) for v in result.val_history],
         "final_loss": result.final_loss,
+        "num_parameters": int(sum(p.numel() for p in net.parameters())),
     }
 
 
@@ -402,8 +420,9 @@ def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) ->
         if deadline is not None:
             need = _estimate_seconds(acfg, variant, seed, rate)
             if time.time() + need > deadline:
-                log.warning("%s seed %d: skipped, needs ~%.0f s and the time budget is spent", variant,
-                            seed, need)
+                log.warning(
+                    "%s seed %d: skipped, needs ~%.0f s and the time budget is spent", variant, seed, need
+                )
                 continue
         arch = VARIANTS[variant]["arch"]
         stage1_arch = STAGE1_OF[variant]
@@ -412,14 +431,16 @@ def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) ->
             stage1 = json.loads(s1_path.read_text())
         else:
             log.info("stage 1 of %s, seed %d: %d steps", stage1_arch, seed, acfg.stage1_steps)
-            cfg1 = stage_config(acfg, ctx.base, stage=1, arch=stage1_arch, variant=variant, seed=seed,
-                                init_from=None)
+            cfg1 = stage_config(
+                acfg, ctx.base, stage=1, arch=stage1_arch, variant=variant, seed=seed, init_from=None
+            )
             stage1 = run_stage(ctx, cfg1, stage1_arch)
             rate["plain"] = stage1["seconds_per_step"]
             _write_json(s1_path, stage1)
         log.info("stage 2 of %s, seed %d: %d steps", variant, seed, acfg.stage2_steps)
-        cfg2 = stage_config(acfg, ctx.base, stage=2, arch=arch, variant=variant, seed=seed,
-                            init_from=stage1["checkpoint"])
+        cfg2 = stage_config(
+            acfg, ctx.base, stage=2, arch=arch, variant=variant, seed=seed, init_from=stage1["checkpoint"]
+        )
         stage2 = run_stage(ctx, cfg2, arch)
         key = "contrastive" if VARIANTS[variant]["contrastive"] is not None else "plain"
         rate[key] = stage2["seconds_per_step"]
@@ -432,7 +453,7 @@ def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) ->
                 "variant": variant,
                 "seed": seed,
                 "architecture": arch,
-                "num_parameters": int(sum(p.numel() for p in _build_net(ctx, arch, cfg2).parameters())),
+                "num_parameters": stage2["num_parameters"],
                 "stage1": stage1,
                 "stage2": stage2,
                 "eval_seconds": rate["eval"],
@@ -481,12 +502,19 @@ def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
             row = {}
             for metric in METRICS:
                 if split == "all":
-                    values = [float(np.mean([x for t in r["test"].values() for x in t["samples"][metric]]))
-                              for r in vruns]
+                    values = [
+                        float(np.mean([x for t in r["test"].values() for x in t["samples"][metric]]))
+                        for r in vruns
+                    ]
                 else:
                     values = [r["test"][split][metric] for r in vruns]
                 mean, std = _mean_std(values)
-                row[metric] = {"mean": mean, "std": std, "values": values, "seeds": [r["seed"] for r in vruns]}
+                row[metric] = {
+                    "mean": mean,
+                    "std": std,
+                    "values": values,
+                    "seeds": [r["seed"] for r in vruns],
+                }
             table[split] = row
         out[variant] = table
     return out
@@ -499,10 +527,19 @@ def visibility_table(runs: list[dict[str, Any]], edges: tuple[float, ...]) -> li
         vruns = [r for r in runs if r["variant"] == variant]
         if not vruns:
             continue
-        vis = np.concatenate([np.asarray(t["samples"]["visible_fraction"], dtype=np.float64)
-                              for r in vruns for t in r["test"].values()])
-        errs = {m: np.concatenate([np.asarray(t["samples"][m], dtype=np.float64)
-                                   for r in vruns for t in r["test"].values()]) for m in METRICS}
+        vis = np.concatenate(
+            [
+                np.asarray(t["samples"]["visible_fraction"], dtype=np.float64)
+                for r in vruns
+                for t in r["test"].values()
+            ]
+        )
+        errs = {
+            m: np.concatenate(
+                [np.asarray(t["samples"][m], dtype=np.float64) for r in vruns for t in r["test"].values()]
+            )
+            for m in METRICS
+        }
         for k in range(len(edges) - 1):
             lo, hi = edges[k], edges[k + 1]
             sel = (vis >= lo) & ((vis <= hi) if k == len(edges) - 2 else (vis < hi))
@@ -535,7 +572,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
                 cells.append("-")
                 continue
             cells.append(" / ".join(_fmt(table[s][m]["mean"], table[s][m]["std"]) for m in METRICS))
-        lines.append(f"| {VARIANTS[variant]['label']} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {VARIANTS[variant]['label']} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -599,13 +638,23 @@ def report(acfg: AblationConfig, data_summary: dict[str, Any] | None = None) -> 
     for r in runs:
         secs = r["stage1"]["seconds"] + r["stage2"]["seconds"]
         for s, t in r["test"].items():
-            rows.append([r["variant"], r["seed"], s, t["num_samples"], *(f"{t[m]:.2f}" for m in METRICS),
-                         f"{secs:.0f}"])
+            rows.append(
+                [
+                    r["variant"],
+                    r["seed"],
+                    s,
+                    t["num_samples"],
+                    *(f"{t[m]:.2f}" for m in METRICS),
+                    f"{secs:.0f}",
+                ]
+            )
     files["csv"] = out / "results.csv"
     atomic_write_text(files["csv"], _csv_text(rows))
     vrows = [["variant", "visible_low", "visible_high", "count", *METRICS]]
-    vrows += [[r["variant"], r["visible_low"], r["visible_high"], r["count"],
-               *(f"{r[m]:.2f}" for m in METRICS)] for r in vis_rows]
+    vrows += [
+        [r["variant"], r["visible_low"], r["visible_high"], r["count"], *(f"{r[m]:.2f}" for m in METRICS)]
+        for r in vis_rows
+    ]
     files["by_visibility"] = out / "by_visibility.csv"
     atomic_write_text(files["by_visibility"], _csv_text(vrows))
     files["table"] = out / "table.md"
@@ -623,8 +672,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="ablation YAML (experiments/ablation/configs/*.yaml)")
     p.add_argument("--phase", choices=("all", "data", "train", "report"), default="all")
     p.add_argument("--only", nargs="*", choices=tuple(VARIANTS), help="train only these variants")
-    p.add_argument("--time-budget-min", type=float, default=None,
-                   help="do not start runs that would not finish within this many minutes")
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="do not start runs that would not finish within this many minutes",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     deadline = time.time() + 60 * args.time_budget_min if args.time_budget_min else None

@@ -42,6 +42,12 @@ def format_table(result: EvalResult) -> str:
             )
     if len(vis_rows) > 1:
         lines += ["", "error vs visible fraction of the person:", _render(vis_rows)]
+    if result.datasets:
+        labels = list(result.datasets)
+        joint_rows = [("joint (MPJPE)", *labels)]
+        for name in next(iter(result.datasets.values())).per_joint_mpjpe:
+            joint_rows.append((name, *(_fmt(result.datasets[lb].per_joint_mpjpe[name]) for lb in labels)))
+        lines += ["", "per-joint error:", _render(joint_rows)]
     return "\n".join(lines)
 
 

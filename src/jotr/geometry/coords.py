@@ -85,11 +85,10 @@ def grid_to_unit(xyz_grid: Tensor, exponent: Tensor | float | None = None) -> Te
 
 
 def grid_to_voxel_index(xyz_grid: Tensor, size_dhw: tuple[int, int, int]) -> Tensor:
-    """(..., 3) grid (x, y, z) -> (..., 3) continuous voxel indices, (d, h, w) order (align_corners=True)."""
+    """(..., 3) grid (x, y, z) -> (..., 3) continuous voxel indices in (d, h, w) order (align_corners=True)."""
     d, h, w = size_dhw
-    scale = torch.tensor([w - 1, h - 1, d - 1], dtype=xyz_grid.dtype, device=xyz_grid.device)
-    idx_xyz = (xyz_grid + 1.0) / 2.0 * scale
-    return idx_xyz.flip(-1)
+    x, y, z = xyz_grid.unbind(-1)
+    return torch.stack([(z + 1.0) / 2.0 * (d - 1), (y + 1.0) / 2.0 * (h - 1), (x + 1.0) / 2.0 * (w - 1)], dim=-1)
 
 
 def depth_anchors(depth: int, exponent: Tensor | float, device=None, dtype=None) -> Tensor:

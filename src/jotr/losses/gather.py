@@ -43,9 +43,8 @@ class _AllGatherCat(torch.autograd.Function):
         size = torch.full((1,), n, device=x.device, dtype=torch.int64)
         sizes_t = [torch.zeros_like(size) for _ in range(world)]
         dist.all_gather(sizes_t, size)
-        sizes = [
-            int(s) for s in torch.cat(sizes_t).tolist()
-        ]  # one tiny host read per gather (distributed only)
+        # one tiny host read per gather (distributed runs only): the per-rank batch sizes
+        sizes = [int(s) for s in torch.cat(sizes_t).tolist()]
         n_max = max(sizes)
         x_c = x.contiguous()
         if n < n_max:

@@ -35,7 +35,13 @@ from jotr.models.resnet import (
     conv_bn,
     load_backbone_weights,
 )
-from jotr.models.transformer import DecoderLayer, Encoder, sine_position_encoding_2d, sinusoid_table_1d
+from jotr.models.transformer import (
+    DecoderLayer,
+    Encoder,
+    autocast_param,
+    sine_position_encoding_2d,
+    sinusoid_table_1d,
+)
 from jotr.models.vposer import VPOSER_JOINTS, VPOSER_LATENT, VPoserV1, load_vposer_weights
 from jotr.structures import Inputs, JOTROutput
 
@@ -326,15 +332,23 @@ class JOTRNetwork(nn.Module):
 
         # 3D branch: lift, add depth anchors, 3D encoder -> V
         exponent = self.clamped_exponent()
-        vol = rearrange(self.lift(feat), "b (c d) h w -> b (d h w) c", d=D)  # (B, D*h*w, C)
-        w_coord = self.lift_coord.weight.flatten(1)  # (C, C + 3)
-        anchors = F.linear(self.depth_anchor_tokens(exponent).to(vol.dtype), w_coord[:, -3:].to(vol.dtype))
-        tokens_3d = F.linear(vol, w_coord[:, :-3], self.lift_coord.bias) + anchors  # (B, D*h*w, C)
+        w_lift = autocast_param(self, "lift.w", self.lift.weight)
+        lifted = F.conv2d(feat, w_lift, autocast_param(self, "lift.b", self.lift.bias))
+        vol = rearrange(lifted, "b (c d) h w -> b (d h w) c", d=D)  # (B, D*h*w, C)
+        w_coord = self.lift_coord.weight.flatten(1)  # (C, C + 3): features, then the (Z, Y, X) anchors
+        anchors = F.linear(self.depth_anchor_tokens(exponent), w_coord[:, -3:])  # (D*h*w, C)
+        w_feat = autocast_param(self, "lift_coord.w", w_coord[:, :-3])
+        tokens_3d = F.linear(vol, w_feat) + (anchors + self.lift_coord.bias).to(vol.dtype)  # (B, D*h*w, C)
         tokens_3d = self.encoder_3d(tokens_3d, self.pos_3d.to(tokens_3d.dtype))
         volume = rearrange(tokens_3d, "b (d h w) c -> b c d h w", d=D, h=n, w=n)  # (B, C, D, h, w)
 
         # 2D branch: tokens + encoder
-        tokens_2d = rearrange(self.input_proj(feat), "b c h w -> b (h w) c")  # (B, h*w, C)
+        proj = F.conv2d(
+            feat,
+            autocast_param(self, "input_proj.w", self.input_proj.weight),
+            autocast_param(self, "input_proj.b", self.input_proj.bias),
+        )
+        tokens_2d = rearrange(proj, "b c h w -> b (h w) c")  # (B, h*w, C)
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
         memory = self.encoder_2d(tokens_2d, pos_2d)
 

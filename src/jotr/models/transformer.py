@@ -15,6 +15,39 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def autocast_param(owner: nn.Module, name: str, tensor: Tensor | None) -> Tensor | None:
+    """``tensor`` in the autocast dtype when running under autocast without autograd (inference), cached on
+    ``owner`` so that the weights are not cast again on every call; otherwise ``tensor`` itself.
+
+    The cache is keyed on the tensor's version counter, storage and the dtype (optimiser steps, loading and
+    ``.to()`` invalidate it) and is never part of the state dict.
+    """
+    if tensor is None or torch.is_grad_enabled():
+        return tensor
+    device = tensor.device.type
+    if not torch.is_autocast_enabled(device):
+        return tensor
+    dtype = torch.get_autocast_dtype(device)
+    if tensor.dtype == dtype or not tensor.is_floating_point():
+        return tensor
+    cache = owner.__dict__.setdefault("_jotr_autocast", {})
+    key = (tensor._version, tensor.data_ptr(), dtype)
+    hit = cache.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    cast = tensor.detach().to(dtype)
+    cache[name] = (key, cast)
+    return cast
+
+
+def linear(owner: nn.Module, name: str, x: Tensor, layer: nn.Linear) -> Tensor:
+    """``layer(x)`` with the weights cast once per version under inference autocast (see
+    :func:`autocast_param`)."""
+    return F.linear(
+        x, autocast_param(owner, name + ".w", layer.weight), autocast_param(owner, name + ".b", layer.bias)
+    )
+
+
 class Attention(nn.Module):
     """Multi-head attention with ``in_proj_weight`` (3C, C), ``in_proj_bias`` and ``out_proj`` like
     ``nn.MultiheadAttention``, so official weights map 1:1. Inputs are (B, N, C)."""
@@ -39,7 +72,8 @@ class Attention(nn.Module):
     def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
         """(B, Nq, C), (B, Nk, C), (B, Nk, C) -> (B, Nq, C)."""
         c = self.d_model
-        w, b = self.in_proj_weight, self.in_proj_bias
+        w = autocast_param(self, "in_proj_weight", self.in_proj_weight)
+        b = autocast_param(self, "in_proj_bias", self.in_proj_bias)
         if query is key:  # self-attention: one matmul for q and k
             q, k = F.linear(query, w[: 2 * c], b[: 2 * c]).split(c, dim=-1)
         else:
@@ -54,7 +88,7 @@ class Attention(nn.Module):
             attn = torch.softmax((q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1), dim=-1)
             out = F.dropout(attn, p, self.training) @ v
         out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], c)
-        return self.out_proj(out)
+        return linear(self, "out_proj", out, self.out_proj)
 
 
 class FeedForward(nn.Module):
@@ -67,7 +101,8 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+        hidden = F.relu(linear(self, "linear1", x, self.linear1))
+        return linear(self, "linear2", self.dropout(hidden), self.linear2)
 
 
 class EncoderLayer(nn.Module):
