@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -264,6 +266,9 @@ def test_staged_dir_is_all_or_nothing(tmp_path):
     with staged_dir(final) as tmp:
         (tmp / "a.txt").write_text("1")
     assert (final / "a.txt").read_text() == "1"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(final.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
     with pytest.raises(RuntimeError):
         with staged_dir(final) as tmp:
             (tmp / "a.txt").write_text("2")
