@@ -67,7 +67,21 @@ COCO17 = JointSet("coco17", (
     "L_Wrist", "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle",
 ))
 
-JOINT_SETS: dict[str, JointSet] = {s.name: s for s in (SMPL24, JOTR30, JOTR15, H36M17, COCO17)}
+# Detector formats (names only; body models do not regress them). OpenPose-18 is OpenPose's COCO-18 body model
+# (3DPW's ``openpose_result``); BODY_25's "MidHip" is the hip centre, i.e. the SMPL pelvis.
+OPENPOSE18 = JointSet("openpose18", (
+    "Nose", "Neck", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Hip", "R_Knee",
+    "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "R_Eye", "L_Eye", "R_Ear", "L_Ear",
+))
+BODY25 = JointSet("body25", (
+    "Nose", "Neck", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist", "Pelvis", "R_Hip",
+    "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "R_Eye", "L_Eye", "R_Ear", "L_Ear", "L_BigToe",
+    "L_SmallToe", "L_Heel", "R_BigToe", "R_SmallToe", "R_Heel",
+))
+
+JOINT_SETS: dict[str, JointSet] = {
+    s.name: s for s in (SMPL24, JOTR30, JOTR15, H36M17, COCO17, OPENPOSE18, BODY25)
+}
 
 
 def get_joint_set(name: str) -> JointSet:

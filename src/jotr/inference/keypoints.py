@@ -25,56 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from jotr.body.joint_sets import COCO17, JOTR30
+from jotr.body.joint_sets import BODY25, COCO17, JOTR30, OPENPOSE18
 from jotr.errors import InputError
 
-OPENPOSE18_NAMES = (
-    "Nose",
-    "Neck",
-    "R_Shoulder",
-    "R_Elbow",
-    "R_Wrist",
-    "L_Shoulder",
-    "L_Elbow",
-    "L_Wrist",
-    "R_Hip",
-    "R_Knee",
-    "R_Ankle",
-    "L_Hip",
-    "L_Knee",
-    "L_Ankle",
-    "R_Eye",
-    "L_Eye",
-    "R_Ear",
-    "L_Ear",
-)
-BODY25_NAMES = (
-    "Nose",
-    "Neck",
-    "R_Shoulder",
-    "R_Elbow",
-    "R_Wrist",
-    "L_Shoulder",
-    "L_Elbow",
-    "L_Wrist",
-    "Pelvis",
-    "R_Hip",
-    "R_Knee",
-    "R_Ankle",
-    "L_Hip",
-    "L_Knee",
-    "L_Ankle",
-    "R_Eye",
-    "L_Eye",
-    "R_Ear",
-    "L_Ear",
-    "L_BigToe",
-    "L_SmallToe",
-    "L_Heel",
-    "R_BigToe",
-    "R_SmallToe",
-    "R_Heel",
-)
+OPENPOSE18_NAMES = OPENPOSE18.names
+BODY25_NAMES = BODY25.names
 # BODY_25's "MidHip" is the hip centre, i.e. the SMPL pelvis position used by the official pipeline.
 
 FORMAT_NAMES: dict[str, tuple[str, ...]] = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from jotr.body.joint_sets import JOTR30
+from jotr.body.joint_sets import COCO17, JOTR30, OPENPOSE18
 from jotr.errors import InputError
 from jotr.geometry.boxes import box_from_keypoints
 
@@ -29,47 +29,10 @@ NUM_JOTR30 = len(JOTR30)
 # Source joint name (file order) -> JOTR30 joint name (None = dropped). Names follow the official code's
 # name matching (3DCrowdNet ``transform_joint_to_other_db`` into the 30-joint SMPL set).
 
-COCO17_TO_JOTR30 = (
-    ("Nose", "Nose"),
-    ("L_Eye", "L_Eye"),
-    ("R_Eye", "R_Eye"),
-    ("L_Ear", "L_Ear"),
-    ("R_Ear", "R_Ear"),
-    ("L_Shoulder", "L_Shoulder"),
-    ("R_Shoulder", "R_Shoulder"),
-    ("L_Elbow", "L_Elbow"),
-    ("R_Elbow", "R_Elbow"),
-    ("L_Wrist", "L_Wrist"),
-    ("R_Wrist", "R_Wrist"),
-    ("L_Hip", "L_Hip"),
-    ("R_Hip", "R_Hip"),
-    ("L_Knee", "L_Knee"),
-    ("R_Knee", "R_Knee"),
-    ("L_Ankle", "L_Ankle"),
-    ("R_Ankle", "R_Ankle"),
-)
+COCO17_TO_JOTR30 = tuple((n, n) for n in COCO17.names)
 
 # OpenPose-18 (COCO-18 body model of OpenPose, as stored in the 3DPW ``openpose_result`` arrays).
-OPENPOSE18_TO_JOTR30 = (
-    ("Nose", "Nose"),
-    ("Neck", "Neck"),
-    ("R_Shoulder", "R_Shoulder"),
-    ("R_Elbow", "R_Elbow"),
-    ("R_Wrist", "R_Wrist"),
-    ("L_Shoulder", "L_Shoulder"),
-    ("L_Elbow", "L_Elbow"),
-    ("L_Wrist", "L_Wrist"),
-    ("R_Hip", "R_Hip"),
-    ("R_Knee", "R_Knee"),
-    ("R_Ankle", "R_Ankle"),
-    ("L_Hip", "L_Hip"),
-    ("L_Knee", "L_Knee"),
-    ("L_Ankle", "L_Ankle"),
-    ("R_Eye", "R_Eye"),
-    ("L_Eye", "L_Eye"),
-    ("R_Ear", "R_Ear"),
-    ("L_Ear", "L_Ear"),
-)
+OPENPOSE18_TO_JOTR30 = tuple((n, n) for n in OPENPOSE18.names)
 
 # CrowdPose-14.
 CROWDPOSE14_TO_JOTR30 = (
