@@ -27,29 +27,12 @@ import cv2
 import numpy as np
 import torch
 
+from jotr.body.joint_sets import COCO17
 from jotr.config import JOTRConfig, merge_config
 from jotr.data.config import DatasetSpec
 from jotr.data.dataset import build_dataset, make_loader, set_loader_epoch
 
-COCO_NAMES = (
-    "Nose",
-    "L_Eye",
-    "R_Eye",
-    "L_Ear",
-    "R_Ear",
-    "L_Shoulder",
-    "R_Shoulder",
-    "L_Elbow",
-    "R_Elbow",
-    "L_Wrist",
-    "R_Wrist",
-    "L_Hip",
-    "R_Hip",
-    "L_Knee",
-    "R_Knee",
-    "L_Ankle",
-    "R_Ankle",
-)
+COCO_NAMES = COCO17.names
 # A frontal person, offsets from the pelvis in pixels at scale 1.
 _OFFSETS = {
     "Nose": (0, -100),

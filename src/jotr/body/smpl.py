@@ -41,7 +41,7 @@ from torch import Tensor
 
 from jotr.body.base import BodyModel, BodyOutput
 from jotr.body.config import BodyConfig
-from jotr.body.joint_sets import JOTR15_FROM_30, SMPL24
+from jotr.body.joint_sets import COCO17, JOTR15_FROM_30, SMPL24
 from jotr.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -103,25 +103,7 @@ _COCO_FROM_SMPL = {
     "L_Ankle": 7,
     "R_Ankle": 8,
 }
-_COCO_ORDER = (
-    "Nose",
-    "L_Eye",
-    "R_Eye",
-    "L_Ear",
-    "R_Ear",
-    "L_Shoulder",
-    "R_Shoulder",
-    "L_Elbow",
-    "R_Elbow",
-    "L_Wrist",
-    "R_Wrist",
-    "L_Hip",
-    "R_Hip",
-    "L_Knee",
-    "R_Knee",
-    "L_Ankle",
-    "R_Ankle",
-)
+_COCO_ORDER = COCO17.names
 # SMPL joints whose rotation target is not trusted (ankles, feet, wrists, hands), as the official code.
 UNSUPERVISED_POSE_JOINTS = (7, 8, 10, 11, 20, 21, 22, 23)
 
