@@ -150,6 +150,14 @@ def test_cli_errors_are_clean(run, tmp_path, capsys):
     assert "unknown config key" in capsys.readouterr().err
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_torchrun_two_cpu_processes(run, tmp_path):
     """The real launcher: ``torchrun --nproc_per_node 2 -m jotr train`` with gloo on CPU."""
     import os
@@ -165,7 +173,7 @@ def test_torchrun_two_cpu_processes(run, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "0",
+        str(_free_port()),
         "-m",
         "jotr",
         "train",
