@@ -80,6 +80,17 @@ def test_avgfeat_starts_at_identity_pose(toy_body):
     assert torch.allclose(out.joints_final_unit, torch.full_like(out.joints_final_unit, 0.5))
 
 
+def test_build_model_dispatches_on_architecture(toy_body):
+    from jotr.models import build_model
+    from jotr.models.jotr import JOTR
+
+    base = JOTRConfig(model=TINY)
+    assert type(build_model(base, body=toy_body)) is JOTR  # the default is the full network
+    for arch, cls in (("jotr_2d_only", JOTR2DOnly), ("avgfeat", AvgFeatReg)):
+        cfg = merge_config(base, {"model": {"architecture": arch}})
+        assert type(build_model(cfg, body=toy_body)) is cls
+
+
 def test_variant_rejects_contrastive_and_unknown(toy_body):
     cfg = merge_config(JOTRConfig(model=TINY), {"loss": {"use_contrastive": True}})
     with pytest.raises(InputError, match="contrastive"):
@@ -121,7 +132,7 @@ def test_ablation_smoke(tmp_path, anny_cache_env, monkeypatch):
     acfg = mod.load_ablation_config(config)
     out = tmp_path / acfg.results_dir
     doc = json.loads((out / "results.json").read_text())
-    assert set(doc["summary"]) == set(mod.VARIANTS)
+    assert set(doc["summary"]) == set(mod.VARIANTS) | {mod.REFERENCE}
     for variant, table in doc["summary"].items():
         for split in ("synthetic/none", "synthetic/crowd", "all"):
             for metric in ("mpjpe", "pa_mpjpe", "pve"):
@@ -133,10 +144,17 @@ def test_ablation_smoke(tmp_path, anny_cache_env, monkeypatch):
     assert len(s1) == 1
     assert runs[("avgfeat", 0)]["stage1"]["checkpoint"] != next(iter(s1))
     for r in doc["runs"]:
+        if r["variant"] == mod.REFERENCE:
+            continue
         assert r["stage1"]["steps"] == acfg.stage1_steps and r["stage2"]["steps"] == acfg.stage2_steps
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(doc["runs"]) * 2  # header + runs x test splits
     assert (out / "error_vs_visibility.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "(5) JOTR without 3D branch" in (out / "table.md").read_text()
+    # checkpoints carry the architecture, so `jotr eval` rebuilds the variant
+    import yaml
+
+    stage_cfg = yaml.safe_load((tmp_path / acfg.runs_dir / "avgfeat_s0" / "config.yaml").read_text())
+    assert stage_cfg["model"]["architecture"] == "avgfeat"
     # a rerun finds every run done and only rewrites the report
     assert mod.main(["--config", str(config), "--phase", "train"]) == 0

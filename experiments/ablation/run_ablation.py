@@ -56,6 +56,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_3d_branch": {"arch": "jotr_2d_only", "contrastive": None, "label": "(5) JOTR without 3D branch"},
     "avgfeat": {"arch": "avgfeat", "contrastive": None, "label": "(6) AvgFeatReg (HMR-style)"},
 }
+# Reference row, no training: every person predicted in the body's rest pose, upright and facing the
+# camera, with mid-range shape (AvgFeatReg with a zero final layer). A trained variant that does not beat
+# it has learned no pose yet.
+REFERENCE = "rest_pose"
+REFERENCE_LABEL = "(ref) constant rest pose facing the camera, no training"
+ROW_ORDER = (*VARIANTS, REFERENCE)
+
+
+def row_label(variant: str) -> str:
+    return REFERENCE_LABEL if variant == REFERENCE else VARIANTS[variant]["label"]
+
+
 # stage-1 network shared by the variants that are fine-tuned from it
 STAGE1_OF = {
     "full": "jotr",
@@ -292,7 +304,8 @@ def stage_config(
         if weights is not None:
             w = acfg.contrastive_weight
             loss = {"use_contrastive": True, "j2j_weight": w * weights[0], "j2n_weight": w * weights[1]}
-    return merge_config(base, {"train": train, "loss": loss})
+    # the saved config names the network, so `jotr eval` rebuilds the right variant from a checkpoint
+    return merge_config(base, {"train": train, "loss": loss, "model": {"architecture": arch}})
 
 
 @dataclass
@@ -320,8 +333,9 @@ def _build_net(ctx: Context, arch: str, cfg):
     return build_variant(arch, cfg, body=ctx.body, pretrained=True)
 
 
-def run_stage(ctx: Context, cfg, arch: str) -> dict[str, Any]:
-    """Train one stage; returns its summary (best/last checkpoints, validation history, seconds)."""
+def run_stage(ctx: Context, cfg, arch: str) -> tuple[dict[str, Any], Any]:
+    """Train one stage; returns its summary (best/last checkpoints, validation history, seconds) and the
+    trained network."""
     from jotr.engine.trainer import train
 
     net = _build_net(ctx, arch, cfg)
@@ -329,7 +343,7 @@ def run_stage(ctx: Context, cfg, arch: str) -> dict[str, Any]:
     result = train(cfg, model=net)
     seconds = time.perf_counter() - t0
     best = result.best_checkpoint or result.last_checkpoint
-    return {
+    summary = {
         "out_dir": str(result.out_dir),
         "steps": result.steps,
         "seconds": seconds,
@@ -340,6 +354,7 @@ def run_stage(ctx: Context, cfg, arch: str) -> dict[str, Any]:
         "final_loss": result.final_loss,
         "num_parameters": int(sum(p.numel() for p in net.parameters())),
     }
+    return summary, net
 
 
 def test_datasets(ctx: Context) -> dict[str, Any]:
@@ -354,17 +369,21 @@ def test_datasets(ctx: Context) -> dict[str, Any]:
     return ctx.test_sets
 
 
-def evaluate_checkpoint(ctx: Context, arch: str, cfg, checkpoint: str) -> dict[str, Any]:
-    """Metrics of a checkpoint on every test split, with per-sample errors and visible fractions."""
-    import torch
-
+def evaluate_checkpoint(ctx: Context, net, checkpoint: str) -> dict[str, Any]:
+    """Metrics of a checkpoint (loaded into ``net``, its architecture) on every test split, with
+    per-sample errors and visible fractions."""
     from jotr.engine.checkpoint import load_checkpoint, load_state_strict
+
+    load_state_strict(net, load_checkpoint(checkpoint)["model"], source=checkpoint)
+    return evaluate_net(ctx, net)
+
+
+def evaluate_net(ctx: Context, net) -> dict[str, Any]:
+    """Metrics of ``net`` on every test split, with per-sample errors and visible fractions."""
     from jotr.evaluation.evaluator import Evaluator
 
-    net = _build_net(ctx, arch, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0)))
-    load_state_strict(net, load_checkpoint(checkpoint)["model"], source=checkpoint)
     net.eval()
-    evaluator = Evaluator(ctx.base, device=torch.device("cpu"))
+    evaluator = Evaluator(ctx.base, device=next(net.parameters()).device)
     out = {}
     for label, ds in test_datasets(ctx).items():
         m = evaluator.evaluate_dataset(net, ds, label)
@@ -399,17 +418,23 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
-def _estimate_seconds(acfg: AblationConfig, variant: str, seed: int, rate: dict[str, float]) -> float:
-    s1 = 0.0 if stage1_path(acfg, STAGE1_OF[variant], seed).is_file() else acfg.stage1_steps * rate["plain"]
+def _estimate_seconds(acfg: AblationConfig, variant: str, seed: int, rate: dict[str, float]) -> float | None:
+    """Seconds a run will take from the rates measured so far (None before the first measurement)."""
+    if "plain" not in rate:
+        return None
+    plain = rate["plain"]
+    s1 = 0.0 if stage1_path(acfg, STAGE1_OF[variant], seed).is_file() else acfg.stage1_steps * plain
     contrastive = VARIANTS[variant]["contrastive"] is not None
-    s2 = acfg.stage2_steps * (rate["contrastive"] if contrastive else rate["plain"])
-    return s1 + s2 + rate["eval"]
+    s2 = acfg.stage2_steps * (rate.get("contrastive", 1.5 * plain) if contrastive else plain)
+    return s1 + s2 + rate.get("eval", 0.0)
 
 
 def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) -> None:
     acfg = ctx.acfg
     # seconds per step / per evaluation, updated from measured runs (initial guesses are conservative)
-    rate = {"plain": 8.0, "contrastive": 12.0, "eval": 120.0}
+    rate: dict[str, float] = {}  # measured seconds per step ("plain", "contrastive") and per evaluation
+    if not run_path(acfg, REFERENCE, 0).is_file():
+        evaluate_reference(ctx)
     for variant, seed in acfg.order:
         if only and variant not in only:
             continue
@@ -419,7 +444,7 @@ def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) ->
             continue
         if deadline is not None:
             need = _estimate_seconds(acfg, variant, seed, rate)
-            if time.time() + need > deadline:
+            if need is not None and time.time() + need > deadline:
                 log.warning(
                     "%s seed %d: skipped, needs ~%.0f s and the time budget is spent", variant, seed, need
                 )
@@ -434,18 +459,18 @@ def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) ->
             cfg1 = stage_config(
                 acfg, ctx.base, stage=1, arch=stage1_arch, variant=variant, seed=seed, init_from=None
             )
-            stage1 = run_stage(ctx, cfg1, stage1_arch)
+            stage1 = run_stage(ctx, cfg1, stage1_arch)[0]
             rate["plain"] = stage1["seconds_per_step"]
             _write_json(s1_path, stage1)
         log.info("stage 2 of %s, seed %d: %d steps", variant, seed, acfg.stage2_steps)
         cfg2 = stage_config(
             acfg, ctx.base, stage=2, arch=arch, variant=variant, seed=seed, init_from=stage1["checkpoint"]
         )
-        stage2 = run_stage(ctx, cfg2, arch)
+        stage2, net = run_stage(ctx, cfg2, arch)
         key = "contrastive" if VARIANTS[variant]["contrastive"] is not None else "plain"
         rate[key] = stage2["seconds_per_step"]
         t0 = time.perf_counter()
-        metrics = evaluate_checkpoint(ctx, arch, cfg2, stage2["checkpoint"])
+        metrics = evaluate_checkpoint(ctx, net, stage2["checkpoint"])
         rate["eval"] = time.perf_counter() - t0
         _write_json(
             out_path,
@@ -474,8 +499,29 @@ def train_all(ctx: Context, *, only: set[str] | None, deadline: float | None) ->
 METRICS = ("mpjpe", "pa_mpjpe", "pve")
 
 
+def evaluate_reference(ctx: Context) -> None:
+    """The rest-pose reference row (no training), written like a run."""
+    import torch
+
+    net = _build_net(ctx, "avgfeat", ctx.base)
+    with torch.no_grad():
+        for p in net.regressor[-1].parameters():
+            p.zero_()  # theta stays at its initial value: identity rotations, shape at mid-range
+        # root: upright and facing the camera (the body frame turned by 180 deg about x; jotr.body.base)
+        net.theta_init[:6] = torch.tensor([1.0, 0.0, 0.0, -1.0, 0.0, 0.0])
+    metrics = evaluate_net(ctx, net)
+    _write_json(
+        run_path(ctx.acfg, REFERENCE, 0),
+        {"variant": REFERENCE, "seed": 0, "architecture": "avgfeat (zero final layer)", "test": metrics},
+    )
+    log.info("reference (rest pose): %s", ", ".join(f"{k} {v['mpjpe']:.1f}" for k, v in metrics.items()))
+
+
 def collect(acfg: AblationConfig) -> list[dict[str, Any]]:
     runs = []
+    ref = run_path(acfg, REFERENCE, 0)
+    if ref.is_file():
+        runs.append(json.loads(ref.read_text()))
     for variant, seeds in acfg.seeds.items():
         for seed in seeds:
             path = run_path(acfg, variant, seed)
@@ -492,7 +538,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """variant -> split -> metric -> {mean, std (over seeds), seeds, values}; plus the pooled 'all' split."""
     out: dict[str, Any] = {}
-    for variant in VARIANTS:
+    for variant in ROW_ORDER:
         vruns = [r for r in runs if r["variant"] == variant]
         if not vruns:
             continue
@@ -523,7 +569,7 @@ def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def visibility_table(runs: list[dict[str, Any]], edges: tuple[float, ...]) -> list[dict[str, Any]]:
     """Error vs visible fraction, all test splits pooled, per variant (all seeds pooled)."""
     rows = []
-    for variant in VARIANTS:
+    for variant in ROW_ORDER:
         vruns = [r for r in runs if r["variant"] == variant]
         if not vruns:
             continue
@@ -572,9 +618,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
                 cells.append("-")
                 continue
             cells.append(" / ".join(_fmt(table[s][m]["mean"], table[s][m]["std"]) for m in METRICS))
-        lines.append(
-            f"| {VARIANTS[variant]['label']} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |"
-        )
+        lines.append(f"| {row_label(variant)} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -584,19 +628,20 @@ def plot_visibility(rows: list[dict[str, Any]], path: Path) -> None:
 
     from jotr.utils.io import atomic_write_bytes
 
-    fig = Figure(figsize=(7, 4.2), dpi=110)
+    fig = Figure(figsize=(9.5, 4.2), dpi=110)
     ax = fig.subplots()
-    for variant in VARIANTS:
+    for variant in ROW_ORDER:
         vr = [r for r in rows if r["variant"] == variant and r["count"] > 0]
         if not vr:
             continue
         x = [(r["visible_low"] + r["visible_high"]) / 2 for r in vr]
-        ax.plot(x, [r["mpjpe"] for r in vr], marker="o", label=VARIANTS[variant]["label"])
+        style = {"color": "0.5", "linestyle": "--"} if variant == REFERENCE else {}
+        ax.plot(x, [r["mpjpe"] for r in vr], marker="o", label=row_label(variant), **style)
     ax.set_xlabel("visible fraction of the person (bin centre)")
     ax.set_ylabel("MPJPE (mm), all test splits pooled")
     ax.set_title("Error vs visible fraction (synthetic test splits)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -636,7 +681,7 @@ def report(acfg: AblationConfig, data_summary: dict[str, Any] | None = None) -> 
     atomic_write_text(files["json"], json.dumps(doc, indent=1) + "\n")
     rows = [["variant", "seed", "split", "num_samples", *METRICS, "train_seconds"]]
     for r in runs:
-        secs = r["stage1"]["seconds"] + r["stage2"]["seconds"]
+        secs = sum(r[k]["seconds"] for k in ("stage1", "stage2") if k in r)
         for s, t in r["test"].items():
             rows.append(
                 [

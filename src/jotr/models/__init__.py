@@ -17,6 +17,8 @@ __all__ = ["ModelConfig", "build_model"]
 def build_model(cfg: JOTRConfig, *, pretrained: bool = True, body: BodyModel | None = None) -> JOTR:
     """The JOTR network for ``cfg`` with the body model of ``cfg.body`` (or ``body`` when given).
 
+    ``cfg.model.architecture`` other than ``"jotr"`` builds an ablation variant
+    (:mod:`jotr.models.baselines`).
     ``pretrained=True`` loads ``cfg.model.backbone_weights`` (if set) and the VPoser weights of the vposer
     head (required); use ``pretrained=False`` when a checkpoint provides every weight.
     """
@@ -25,4 +27,8 @@ def build_model(cfg: JOTRConfig, *, pretrained: bool = True, body: BodyModel | N
 
     if body is None:
         body = build_body_model(cfg.body)
+    if cfg.model.architecture != "jotr":  # ablation variants (same output type, same body model)
+        from jotr.models.baselines import build_variant
+
+        return build_variant(cfg.model.architecture, cfg, body=body, pretrained=pretrained)
     return JOTR(cfg.model, body, pretrained=pretrained)

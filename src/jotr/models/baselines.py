@@ -17,6 +17,7 @@ a constant 1.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Literal
 
@@ -233,6 +234,8 @@ def build_variant(
         from jotr.body import build_body_model
 
         body = build_body_model(cfg.body)
+    if cfg.model.architecture != architecture:  # the stored config names the network it describes
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, architecture=architecture))
     if architecture == "jotr":
         return JOTR(cfg.model, body, pretrained=pretrained)
     cls = JOTR2DOnly if architecture == "jotr_2d_only" else AvgFeatReg

@@ -39,6 +39,9 @@ class ModelConfig:
     # Attention kernel: "sdpa" (torch.nn.functional.scaled_dot_product_attention) or "naive" (explicit
     # softmax, the plain reference of the benchmarks). Same weights, same results.
     attention: Literal["sdpa", "naive"] = "sdpa"
+    # Network variant (jotr.models.baselines, the ablation of issue #10): the full JOTR network, JOTR
+    # without the 3D branch (decoder attends to 2D tokens only), or the HMR-style AvgFeatReg baseline.
+    architecture: Literal["jotr", "jotr_2d_only", "avgfeat"] = "jotr"
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
