@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from jotr.body.base import BodyModel
 from jotr.errors import InputError
-from jotr.geometry.coords import inverse_sigmoid
 from jotr.geometry.rotations import rot6d_to_rotmat
 from jotr.models.config import ModelConfig
 from jotr.models.jotr import JOTR, ParameterPrediction, drop_joints, render_heatmaps
@@ -114,40 +113,12 @@ class JOTR2DOnly(_VariantBase):
         _remove(self, _THREE_D_PARTS)
         _remove(self.decoder, ("sample_pos",))
 
-    def _decode_2d(self, memory: Tensor, pos_2d: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, M, C) 2D memory, (M, C) pos -> (L, B, 3, C) body tokens, (L, B, 15, 3) unit-cube joints.
-
-        The layers, the shared norm, the queries and the coarse-to-fine joint heads are JOTR's; the memory
-        stays the 2D tokens in every layer."""
-        dec = self.decoder
-        B, _, d = memory.shape
-        nb = 3  # pose, shape, camera tokens
-        tgt = torch.cat(
-            [dec.body_content.expand(B, nb, d), dec.joint_content.expand(B, dec.num_joints, d)], 1
-        ).to(memory.dtype)
-        query_pos = torch.cat([dec.body_query_pos, dec.joint_query_pos.weight], dim=0)  # (18, C)
-        mem_pos = pos_2d.expand(B, -1, -1)
-        body_tokens, joints = [], []
-        joints_unit: Tensor | None = None
-        for idx, layer in enumerate(dec.layers):
-            tgt = dec.norm(layer(tgt, query_pos, memory, mem_pos))
-            body_tokens.append(tgt[:, :nb])
-            with torch.autocast(device_type=tgt.device.type, enabled=False):
-                h = tgt[:, nb:].float()  # (B, 15, C)
-                if joints_unit is None:
-                    joints_unit = torch.sigmoid(dec.joint_heads[0](h))
-                else:
-                    logit = inverse_sigmoid(joints_unit)
-                    joints_unit = torch.sigmoid(logit + dec.joint_heads[idx](torch.cat([h, logit], dim=-1)))
-            joints.append(joints_unit)
-        return torch.stack(body_tokens), torch.stack(joints)
-
     def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
         feat = self._features(inputs, generator)
         tokens_2d = rearrange(self.input_proj(feat), "b c h w -> b (h w) c")  # (B, h*w, C)
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
         memory = self.encoder_2d(tokens_2d, pos_2d)
-        body_tokens, joints_unit = self._decode_2d(memory, pos_2d)  # (L, B, 3, C), (L, B, 15, 3)
+        body_tokens, joints_unit = self.decoder(memory, pos_2d, None, None)  # (L, B, 3, C), (L, B, 15, 3)
         with torch.autocast(device_type=inputs.image.device.type, enabled=False):
             body_tokens = body_tokens.float()
             return self._assemble(

@@ -146,10 +146,12 @@ class CoarseToFineDecoder(nn.Module):
         self.joint_query_pos = nn.Embedding(self.num_joints, d)
 
     def forward(
-        self, memory: Tensor, memory_pos: Tensor, volume: Tensor, exponent: Tensor
+        self, memory: Tensor, memory_pos: Tensor, volume: Tensor | None, exponent: Tensor | None
     ) -> tuple[Tensor, Tensor]:
         """(B, M, C) 2D memory, (M, C) its pos, (B, C, D, H, W) volume, () depth exponent ->
-        (L, B, 3, C) normalised body tokens per layer, (L, B, 15, 3) joints per layer in the unit cube."""
+        (L, B, 3, C) normalised body tokens per layer, (L, B, 15, 3) joints per layer in the unit cube.
+
+        ``volume=None`` (ablation without the 3D branch): the memory stays the 2D tokens in every layer."""
         B, _, d = memory.shape
         tgt = torch.cat(
             [
@@ -175,8 +177,8 @@ class CoarseToFineDecoder(nn.Module):
                     logit = inverse_sigmoid(joints_unit)
                     joints_unit = torch.sigmoid(logit + self.joint_heads[idx](torch.cat([h, logit], dim=-1)))
                 joints.append(joints_unit)
-                if idx == last:  # the sample after the last layer would be unused
-                    break
+                if idx == last or volume is None:  # the sample after the last layer would be unused
+                    continue
                 grid = unit_to_grid(joints_unit, exponent=exponent)  # (B, 15, 3) x, y, z
                 sampled = F.grid_sample(
                     volume.float(), grid[:, None, None], mode="bilinear", align_corners=True
