@@ -11,3 +11,12 @@ class InputError(JOTRError, ValueError):
 
 class CheckpointError(JOTRError):
     """A checkpoint is missing, corrupt, or does not match the model."""
+
+
+def describe_key_groups(groups: list[tuple[str, list[str]]], limit: int = 12) -> str:
+    """``"missing (3): a, b, c; unexpected (1): d"`` for the non-empty groups, each cut after ``limit``."""
+    return "; ".join(
+        f"{label} ({len(keys)}): {', '.join(keys[:limit])}{' ...' if len(keys) > limit else ''}"
+        for label, keys in groups
+        if keys
+    )

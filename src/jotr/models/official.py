@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from jotr.errors import CheckpointError
+from jotr.errors import CheckpointError, describe_key_groups
 from jotr.models.config import ModelConfig
 from jotr.models.transformer import sinusoid_table_1d
 
@@ -172,16 +172,15 @@ def convert_official_state(
         if tuple(v.shape) != tuple(expected[k].shape)
     ]
     if unknown or missing or mis_shaped:
-        parts = [
-            f"{label} ({len(keys)}): {', '.join(sorted(keys)[:15])}{' ...' if len(keys) > 15 else ''}"
-            for label, keys in (
-                ("unknown keys", unknown),
-                ("missing keys", missing),
-                ("shape mismatches", mis_shaped),
-            )
-            if keys
-        ]
-        raise CheckpointError(f"{source} does not match the official JOTR layout: " + "; ".join(parts))
+        parts = describe_key_groups(
+            [
+                ("unknown keys", sorted(unknown)),
+                ("missing keys", sorted(missing)),
+                ("shape mismatches", sorted(mis_shaped)),
+            ],
+            limit=15,
+        )
+        raise CheckpointError(f"{source} does not match the official JOTR layout: " + parts)
     return {k: v.to(expected[k].dtype) for k, v in out.items()}
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jotr.errors import CheckpointError
+from jotr.errors import CheckpointError, describe_key_groups
 
 logger = logging.getLogger(__name__)
 
@@ -253,16 +253,10 @@ def load_backbone_weights(backbone: ResNet, path: str | Path) -> None:
         if tuple(state[k].shape) != tuple(expected[k].shape)
     )
     if missing or unexpected or mis_shaped:
-        parts = [
-            f"{label} ({len(keys)}): {', '.join(keys[:12])}{' ...' if len(keys) > 12 else ''}"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape mismatch", mis_shaped),
-            )
-            if keys
-        ]
-        raise CheckpointError(f"backbone weights {path} do not fit a {backbone.depth}: " + "; ".join(parts))
+        parts = describe_key_groups(
+            [("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped)], limit=12
+        )
+        raise CheckpointError(f"backbone weights {path} do not fit a {backbone.depth}: " + parts)
     full = dict(expected)
     full.update({k: v.to(expected[k].dtype) for k, v in state.items()})
     backbone.load_state_dict(full, strict=True)
