@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -96,6 +97,35 @@ def test_projection_matches_camera_model(small_model, toy_body):
     k = math.sqrt(f * f * 2.5**2 / SMALL.input_size**2)
     assert abs(k - 48.828125) < 1e-6
     assert torch.allclose(out.cam_t[:, 2], k * torch.sigmoid(out.cam[:, 2]))
+
+
+def angle_to(R: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3), (..., 3, 3) -> (...) rotation angle of R ref^T in radians."""
+    cos = ((R @ ref.transpose(-1, -2)).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    return torch.arccos(cos.clamp(-1, 1))
+
+
+def test_untrained_heads_start_at_the_rest_pose_facing_the_camera(toy_body):
+    """model.head_init="rest_pose" (default): an untrained network predicts the upright rest pose facing the
+    camera (root R_x(180 deg), identity elsewhere) and zero shape for any image; "default" (PyTorch's init,
+    the official code) predicts random rotations."""
+    from jotr.body.base import rest_pose_rotmat
+
+    x = make_inputs(SMALL, 3, seed=4)
+    rest = rest_pose_rotmat(toy_body.num_pose_joints)
+    torch.manual_seed(2)
+    model = JOTR(SMALL, toy_body).eval()
+    with torch.no_grad():
+        out = model(x)
+    angle = angle_to(out.pose_rotmat, rest)
+    assert angle.max() < math.radians(5), angle.max()
+    assert out.shape.abs().max() < 0.05
+    torch.manual_seed(2)
+    official = JOTR(dataclasses.replace(SMALL, head_init="default"), toy_body).eval()
+    with torch.no_grad():
+        out = official(x)
+    angle = angle_to(out.pose_rotmat, rest)
+    assert angle.mean() > math.radians(20), angle.mean()
 
 
 def test_gradients_reach_every_trainable_parameter(toy_body):

@@ -506,9 +506,7 @@ def evaluate_reference(ctx: Context) -> None:
     net = _build_net(ctx, "avgfeat", ctx.base)
     with torch.no_grad():
         for p in net.regressor[-1].parameters():
-            p.zero_()  # theta stays at its initial value: identity rotations, shape at mid-range
-        # root: upright and facing the camera (the body frame turned by 180 deg about x; jotr.body.base)
-        net.theta_init[:6] = torch.tensor([1.0, 0.0, 0.0, -1.0, 0.0, 0.0])
+            p.zero_()  # theta stays at its initial value: rest pose facing the camera, shape at mid-range
     metrics = evaluate_net(ctx, net)
     _write_json(
         run_path(ctx.acfg, REFERENCE, 0),

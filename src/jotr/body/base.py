@@ -22,6 +22,16 @@ from jotr.body.joint_sets import get_joint_set
 from jotr.errors import InputError
 
 
+def rest_pose_rotmat(num_pose_joints: int) -> Tensor:
+    """(J, 3, 3) the rest pose of an upright person facing the camera: root R_x(180 deg) (the canonical body
+    turned into the camera frame, see the module docstring), identity for every other pose joint."""
+    if num_pose_joints < 1:
+        raise ValueError(f"rest_pose_rotmat: num_pose_joints must be >= 1, got {num_pose_joints}")
+    rot = torch.eye(3).repeat(num_pose_joints, 1, 1)
+    rot[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    return rot
+
+
 @dataclass
 class BodyOutput:
     vertices: Tensor  # (B, V, 3) metres, rotated by the root rotation, model origin (not root-relative)

@@ -25,9 +25,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from jotr.body.base import BodyModel
+from jotr.body.base import BodyModel, rest_pose_rotmat
 from jotr.errors import InputError
-from jotr.geometry.rotations import rot6d_to_rotmat
+from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
 from jotr.models.jotr import JOTR, ParameterPrediction, drop_joints, render_heatmaps
 from jotr.structures import Inputs
@@ -168,9 +168,8 @@ class AvgFeatReg(_VariantBase):
         )
         nn.init.xavier_uniform_(self.regressor[-1].weight, gain=0.01)  # HMR: small initial updates
         nn.init.zeros_(self.regressor[-1].bias)
-        identity6d = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # first two columns of I, row-major
-        init = torch.zeros(dim)
-        init[: 6 * J] = identity6d.repeat(J)
+        init = torch.zeros(dim)  # HMR's mean parameters: rest pose facing the camera, zero shape and camera
+        init[: 6 * J] = rotmat_to_rot6d(rest_pose_rotmat(J)).reshape(-1)
         self.register_buffer("theta_init", init, persistent=False)  # (dim,) constant
 
     def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:

@@ -42,6 +42,12 @@ class ModelConfig:
     # Network variant (jotr.models.baselines, the ablation of issue #10): the full JOTR network, JOTR
     # without the 3D branch (decoder attends to 2D tokens only), or the HMR-style AvgFeatReg baseline.
     architecture: Literal["jotr", "jotr_2d_only", "avgfeat"] = "jotr"
+    # Initialisation of the regression heads (only matters when training from scratch; loaded checkpoints
+    # overwrite it). "rest_pose": the cascade heads start with small weights (Xavier gain 0.01) and their
+    # first layer's bias at an upright rest pose facing the camera (zero VPoser latent), zero shape (mid-range
+    # Anny phenotypes / mean SMPL shape) and zero camera output, as HMR/SPIN start from mean parameters.
+    # "default": PyTorch's nn.Linear initialisation (the official code), i.e. random initial rotations.
+    head_init: Literal["rest_pose", "default"] = "rest_pose"
 
     def __post_init__(self) -> None:
         if self.input_size % 32:

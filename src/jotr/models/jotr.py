@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from jotr.body.base import BodyModel
+from jotr.body.base import BodyModel, rest_pose_rotmat
 from jotr.body.joint_sets import SMPL24
 from jotr.errors import InputError
 from jotr.geometry.camera import VirtualCamera
 from jotr.geometry.coords import inverse_sigmoid, px_to_hm, unit_to_grid
-from jotr.geometry.rotations import rot6d_to_rotmat
+from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
 from jotr.models.resnet import (
     STEM_CHANNELS,
@@ -112,6 +112,15 @@ class CascadeHead(nn.Module):
             [nn.Linear(d_model, out_dim)]
             + [nn.Linear(d_model + out_dim, out_dim) for _ in range(num_layers - 1)]
         )
+
+    @torch.no_grad()
+    def init_small(self, start: Tensor) -> None:
+        """Small weights (Xavier gain 0.01) and the output ``start`` (out_dim,) for any input: the first
+        layer's bias is ``start``, the refining layers' biases are zero."""
+        for fc in self.layers:
+            nn.init.xavier_uniform_(fc.weight, gain=0.01)
+            nn.init.zeros_(fc.bias)
+        self.layers[0].bias.copy_(start)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """(L, B, C) normalised tokens of every decoder layer -> (B, out_dim)."""
@@ -264,6 +273,8 @@ class JOTRNetwork(nn.Module):
         self.register_buffer("pos_2d", sine_position_encoding_2d(h, w, d), persistent=False)  # (h*w, C)
         self.register_buffer("pos_3d", sinusoid_table_1d(D * h * w, d), persistent=False)  # (D*h*w, C)
         self._reset_transformer_parameters()
+        if cfg.head_init == "rest_pose":
+            self._init_heads_at_rest_pose()
         if pretrained:
             if cfg.backbone_weights:
                 load_backbone_weights(self.backbone, cfg.backbone_weights)
@@ -282,6 +293,16 @@ class JOTRNetwork(nn.Module):
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
+
+    def _init_heads_at_rest_pose(self) -> None:
+        """``model.head_init == "rest_pose"``: the untrained network predicts an upright rest pose facing the
+        camera, zero shape and zero camera output; training starts from there (as HMR's mean parameters)."""
+        rest6d = rotmat_to_rot6d(rest_pose_rotmat(self.num_pose_joints))  # (J, 6)
+        self.root_pose_head.init_small(rest6d[0])
+        body = torch.zeros(VPOSER_LATENT) if self.cfg.pose_head == "vposer" else rest6d[1:].reshape(-1)
+        self.pose_head.init_small(body)
+        self.shape_head.init_small(torch.zeros(self.num_shape))
+        self.cam_head.init_small(torch.zeros(3))
 
     # ------------------------------------------------------------------------------------------ helpers
 
