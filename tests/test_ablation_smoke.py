@@ -68,15 +68,17 @@ def test_variant_outputs_and_gradients(toy_body, arch):
         assert set(k.split(".")[0] for k in net.state_dict()) == {"backbone", "pose2feat", "regressor"}
 
 
-def test_avgfeat_starts_at_identity_pose(toy_body):
+def test_avgfeat_starts_at_the_rest_pose_facing_the_camera(toy_body):
+    from jotr.body.base import rest_pose_rotmat
+
     torch.manual_seed(0)
     net = build_variant("avgfeat", JOTRConfig(model=TINY), body=toy_body).eval()
     with torch.no_grad():
         for p in net.regressor[-1].parameters():
             p.zero_()
         out = net(_inputs(TINY, 3))
-    eye = torch.eye(3).expand_as(out.pose_rotmat)
-    assert torch.allclose(out.pose_rotmat, eye, atol=1e-6)
+    rest = rest_pose_rotmat(toy_body.num_pose_joints).expand_as(out.pose_rotmat)
+    assert torch.allclose(out.pose_rotmat, rest, atol=1e-6)
     assert torch.allclose(out.joints_final_unit, torch.full_like(out.joints_final_unit, 0.5))
 
 

@@ -14,7 +14,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jotr.commands.train", "train JOTR from a config (one process or torchrun)"),
     "eval": ("jotr.commands.evaluate", "evaluate a checkpoint: MPJPE / PA-MPJPE / PVE per dataset"),
     "demo": ("jotr.commands.demo", "images (+ keypoints) -> meshes, overlays and parameters"),
-    "demo-synthetic": ("jotr.commands.demo_synthetic", "the embedded-default job: synthetic scene -> JOTR -> overlay + errors"),
+    "demo-synthetic": (
+        "jotr.commands.demo_synthetic",
+        "the embedded-default job: synthetic scene -> JOTR -> overlay + errors",
+    ),
     "synth": ("jotr.commands.synth", "generate a synthetic occluded-people dataset"),
     "convert-official": ("jotr.commands.convert_official", "convert an official JOTR checkpoint"),
     "export-onnx": ("jotr.commands.export_onnx", "export the inference network to ONNX"),
@@ -43,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(command)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command is None:
         parser.print_help()

@@ -1,8 +1,8 @@
 """Typed containers passed between data, model, criterion and evaluator.
 
 Glossary of coordinate spaces: see ``jotr.geometry.coords``. Joint sets: ``jotr.body.joint_sets``
-(``30`` = JOTR's input set, ``15`` = query set). B = batch, L = decoder layers, J = pose joints of the body model,
-S = shape size, V = vertices, C = feature channels, D/H/W = lifted volume size.
+(``30`` = JOTR's input set, ``15`` = query set). B = batch, L = decoder layers, J = pose joints of the body
+model, S = shape size, V = vertices, C = feature channels, D/H/W = lifted volume size.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ __all__ = ["BodyModel", "BodyOutput", "BodyConfig", "build_body_model"]
 def build_body_model(cfg: BodyConfig, *, full_mesh: bool = False, gender: str | None = None) -> BodyModel:
     """Build the configured body model.
 
-    ``full_mesh`` asks for the rendering-quality mesh (Anny's full topology with the same rig, so pose and shape
-    parameters are shared); ``gender`` overrides ``cfg.gender`` (SMPL only; used for gendered ground truth).
+    ``full_mesh`` asks for the rendering-quality mesh (Anny's full topology with the same rig, so pose and
+    shape parameters are shared); ``gender`` overrides ``cfg.gender`` (SMPL only; used for gendered ground
+    truth).
     """
     if cfg.kind == "anny":
         from jotr.body.anny import AnnyBody

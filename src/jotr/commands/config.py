@@ -6,7 +6,9 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", default=[], help="YAML file or shipped config name (repeatable)")
+    p.add_argument(
+        "--config", action="append", default=[], help="YAML file or shipped config name (repeatable)"
+    )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 

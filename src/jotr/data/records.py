@@ -1,8 +1,9 @@
 """The reader -> pipeline contract.
 
-Every dataset reader (real or synthetic) parses its annotation files into :class:`PersonRecord` objects, one per
-person, in *original image* coordinates. The shared sample pipeline (``jotr.data.pipeline``) turns a record into a
-training/evaluation sample (crop, heatmap-space targets, augmentation) and then into a :class:`jotr.structures.Batch`.
+Every dataset reader (real or synthetic) parses its annotation files into :class:`PersonRecord` objects, one
+per person, in *original image* coordinates. The shared sample pipeline (``jotr.data.pipeline``) turns a
+record into a training/evaluation sample (crop, heatmap-space targets, augmentation) and then into a
+:class:`jotr.structures.Batch`.
 All joint arrays are in JOTR's 30-joint order (``jotr.body.joint_sets.JOTR30``).
 """
 
@@ -24,9 +25,11 @@ class PersonRecord:
     bbox_xywh: np.ndarray | None = None  # (4,) annotation box, image pixels; None = derive from keypoints
     joints_img: np.ndarray | None = None  # (30, 2) GT 2D joints, image pixels
     joints_img_valid: np.ndarray | None = None  # (30,) float 0/1
-    joints_cam: np.ndarray | None = None  # (30, 3) GT 3D joints, camera frame, metres, absolute (not root-relative)
+    # (30, 3) GT 3D joints, camera frame, metres, absolute (not root-relative)
+    joints_cam: np.ndarray | None = None
     joints_cam_valid: np.ndarray | None = None  # (30,) float 0/1
-    input_keypoints: np.ndarray | None = None  # (30, 3) detector keypoints: x, y image px, confidence; None = synthesise
+    # (30, 3) detector keypoints: x, y image px, confidence; None = synthesise
+    input_keypoints: np.ndarray | None = None
     body_model: str = "smpl"  # which model the parameters below belong to: "smpl" | "anny"
     pose_aa: np.ndarray | None = None  # (J, 3) body pose, axis-angle, root rotation in the camera frame
     shape: np.ndarray | None = None  # (S,) betas / phenotypes
@@ -44,8 +47,9 @@ class DatasetReader:
     """Base of every dataset reader: parse annotation files into ``self.records`` at construction.
 
     ``spec.root`` is the dataset folder, ``spec.split`` the split, ``spec.options`` reader-specific settings.
-    Malformed or incomplete entries are skipped and counted in ``self.skipped`` (reason -> count) and summarised
-    in one log line; a missing annotation file raises :class:`jotr.errors.InputError` naming the path.
+    Malformed or incomplete entries are skipped and counted in ``self.skipped`` (reason -> count) and
+    summarised in one log line; a missing annotation file raises :class:`jotr.errors.InputError` naming the
+    path.
     Registry: ``jotr.data.datasets.DATASETS`` maps a name to ``"module:Class"``.
     """
 
@@ -62,7 +66,8 @@ class DatasetReader:
 
     def summary(self) -> str:
         skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
-        return f"{self.name}[{getattr(self.spec, 'split', '')}]: {len(self.records)} persons, skipped {skipped}"
+        split = getattr(self.spec, "split", "")
+        return f"{self.name}[{split}]: {len(self.records)} persons, skipped {skipped}"
 
     def __len__(self) -> int:
         return len(self.records)

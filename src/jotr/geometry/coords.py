@@ -85,10 +85,13 @@ def grid_to_unit(xyz_grid: Tensor, exponent: Tensor | float | None = None) -> Te
 
 
 def grid_to_voxel_index(xyz_grid: Tensor, size_dhw: tuple[int, int, int]) -> Tensor:
-    """(..., 3) grid (x, y, z) -> (..., 3) continuous voxel indices in (d, h, w) order (align_corners=True)."""
+    """(..., 3) grid (x, y, z) -> (..., 3) continuous voxel indices in (d, h, w) order
+    (align_corners=True)."""
     d, h, w = size_dhw
     x, y, z = xyz_grid.unbind(-1)
-    return torch.stack([(z + 1.0) / 2.0 * (d - 1), (y + 1.0) / 2.0 * (h - 1), (x + 1.0) / 2.0 * (w - 1)], dim=-1)
+    return torch.stack(
+        [(z + 1.0) / 2.0 * (d - 1), (y + 1.0) / 2.0 * (h - 1), (x + 1.0) / 2.0 * (w - 1)], dim=-1
+    )
 
 
 def depth_anchors(depth: int, exponent: Tensor | float, device=None, dtype=None) -> Tensor:
