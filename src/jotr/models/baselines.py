@@ -29,7 +29,7 @@ from jotr.body.base import BodyModel, rest_pose_rotmat
 from jotr.errors import InputError
 from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
-from jotr.models.jotr import JOTR, ParameterPrediction, drop_joints, render_heatmaps
+from jotr.models.jotr import JOTR, ParameterPrediction
 from jotr.structures import Inputs
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _remove(module: nn.Module, names: tuple[str, ...]) -> None:
 
 
 class _VariantBase(JOTR):
-    """Shared helpers of the variants: input heatmaps + backbone, and the body-parameter assembly."""
+    """Shared helper of the variants: the body-parameter assembly (features: ``JOTRNetwork._features``)."""
 
     def __init__(self, cfg: ModelConfig, body: BodyModel, *, pretrained: bool = True) -> None:
         if cfg.pose_head != "rot6d":
@@ -65,21 +65,6 @@ class _VariantBase(JOTR):
                 f"the ablation variants support model.pose_head='rot6d' only, got {cfg.pose_head!r}"
             )
         super().__init__(cfg, body, pretrained=pretrained)
-
-    def _features(self, inputs: Inputs, generator: torch.Generator | None) -> Tensor:
-        """(B, C_backbone, h, w) backbone features after Pose2Feat early fusion of the 2D-pose heatmaps."""
-        self.check_inputs(inputs)
-        cfg = self.cfg
-        image = inputs.image
-        valid = inputs.keypoints_valid.to(image.dtype)
-        if self.training:
-            valid = drop_joints(valid, cfg.joint_mask_prob, generator)
-        heatmaps = render_heatmaps(
-            inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma
-        )
-        feat = self.backbone.stem(image)  # (B, 64, hm, hm)
-        feat = self.pose2feat(feat, heatmaps)
-        return self.backbone.stages(feat)  # (B, C_backbone, h, w)
 
     def _assemble(
         self, root6d: Tensor, pose6d: Tensor, shape: Tensor, cam: Tensor, joints_unit: Tensor

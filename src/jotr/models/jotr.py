@@ -336,22 +336,28 @@ class JOTRNetwork(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
 
-    def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
-        """Image + 2D pose -> body parameters, camera and per-layer 3D joints (no body model)."""
+    def _features(self, inputs: Inputs, generator: torch.Generator | None) -> Tensor:
+        """(B, C_backbone, h, w) backbone features after Pose2Feat early fusion of the 2D-pose heatmaps
+        (inputs checked; training-only joint dropping drawn from ``generator``)."""
         self.check_inputs(inputs)
         cfg = self.cfg
         image = inputs.image
-        B, D, n = image.shape[0], cfg.volume_depth, self.feat_size
         valid = inputs.keypoints_valid.to(image.dtype)
         if self.training:
             valid = drop_joints(valid, cfg.joint_mask_prob, generator)
         heatmaps = render_heatmaps(
             inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma
         )
-
         feat = self.backbone.stem(image)  # (B, 64, hm, hm)
         feat = self.pose2feat(feat, heatmaps)
-        feat = self.backbone.stages(feat)  # (B, C_backbone, h, w)
+        return self.backbone.stages(feat)  # (B, C_backbone, h, w)
+
+    def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
+        """Image + 2D pose -> body parameters, camera and per-layer 3D joints (no body model)."""
+        cfg = self.cfg
+        image = inputs.image
+        B, D, n = image.shape[0], cfg.volume_depth, self.feat_size
+        feat = self._features(inputs, generator)  # (B, C_backbone, h, w)
 
         # 3D branch: lift, add depth anchors, 3D encoder -> V
         exponent = self.clamped_exponent()
