@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import time
@@ -76,8 +77,10 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
             (y * torch.arange(1, y.shape[0] + 1, dtype=y.dtype)[:, None]).sum().backward()
             results[sizes]["gathered"] = y.detach()
             results[sizes]["gather_grad"] = x.grad.clone()
+            del model, loss  # DDP's reducer holds the group: free it before the group ends
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
+        gc.collect()  # a gloo group that outlives destroy_process_group can abort the process at exit
         dist.destroy_process_group()
 
 

@@ -9,6 +9,7 @@ one process and no ``torch.distributed`` function is ever called: every helper b
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 from collections.abc import Sequence
@@ -123,8 +124,13 @@ def setup(device_spec: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
 
 
 def cleanup(info: DistInfo | None) -> None:
-    """Destroy the process group if :func:`setup` created it."""
+    """Destroy the process group if :func:`setup` created it.
+
+    Objects that still hold the group (a dropped DDP wrapper whose reducer sits in a reference cycle) are
+    collected first, so the group's threads end here rather than during interpreter shutdown.
+    """
     if info is not None and info.initialized_here and is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

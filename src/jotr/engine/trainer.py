@@ -621,6 +621,14 @@ class Trainer:
         )
 
     def close(self) -> None:
+        """End the run's process group (if :func:`jotr.engine.distributed.setup` made it).
+
+        The DDP wrapper goes first: its reducer holds the process group, and a gloo group that outlives
+        ``destroy_process_group`` is torn down at interpreter exit, where it can abort the process (SIGABRT)
+        after a run that succeeded.
+        """
+        if isinstance(self.step_module, nn.parallel.DistributedDataParallel):
+            self.step_module = self.step_module.module
         jd.cleanup(self.dist)
 
 
