@@ -16,6 +16,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check .
 
 demo: setup
 	$(PY) -m jotr demo-synthetic --out outputs/demo

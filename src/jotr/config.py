@@ -118,8 +118,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def _instantiate(tp: Any, value: Mapping[str, Any], where: str) -> Any:
     """``tp()``, or for dataclasses with required fields (e.g. DatasetSpec's ``name``) ``tp(required...)``."""
-    required = [f.name for f in fields(tp) if f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    required = [
+        f.name
+        for f in fields(tp)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # type: ignore[misc]
     if not required:
         return tp()
     missing = [n for n in required if n not in value]

@@ -43,6 +43,8 @@ class JointSet:
         return tuple(perm)
 
 
+# The name tables read better packed.
+# fmt: off
 SMPL24 = JointSet("smpl24", (
     "Pelvis", "L_Hip", "R_Hip", "Spine1", "L_Knee", "R_Knee", "Spine2", "L_Ankle", "R_Ankle", "Spine3",
     "L_Foot", "R_Foot", "Neck", "L_Collar", "R_Collar", "Head", "L_Shoulder", "R_Shoulder", "L_Elbow",
@@ -78,6 +80,7 @@ BODY25 = JointSet("body25", (
     "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "R_Eye", "L_Eye", "R_Ear", "L_Ear", "L_BigToe",
     "L_SmallToe", "L_Heel", "R_BigToe", "R_SmallToe", "R_Heel",
 ))
+# fmt: on
 
 JOINT_SETS: dict[str, JointSet] = {
     s.name: s for s in (SMPL24, JOTR30, JOTR15, H36M17, COCO17, OPENPOSE18, BODY25)

@@ -66,8 +66,9 @@ def pa_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
     return mpjpe(similarity_procrustes(pred, gt), gt)
 
 
-def pve(pred_vertices: Tensor, gt_vertices: Tensor, pred_root: Tensor | None = None,
-        gt_root: Tensor | None = None) -> Tensor:
+def pve(
+    pred_vertices: Tensor, gt_vertices: Tensor, pred_root: Tensor | None = None, gt_root: Tensor | None = None
+) -> Tensor:
     """Mean per-vertex error, (B, V, 3) x2 metres -> (B,) mm.
 
     Each mesh is translated by its own root (``(B, 3)``, e.g. the regressed pelvis) when given; no alignment.

@@ -20,8 +20,9 @@ def xywh_to_xyxy(box: np.ndarray) -> np.ndarray:
     return np.concatenate([box[..., :2], box[..., :2] + box[..., 2:4]], axis=-1)
 
 
-def box_from_keypoints(kps: np.ndarray, conf: np.ndarray | None = None, threshold: float = 0.05,
-                       extend: float = 1.2) -> np.ndarray | None:
+def box_from_keypoints(
+    kps: np.ndarray, conf: np.ndarray | None = None, threshold: float = 0.05, extend: float = 1.2
+) -> np.ndarray | None:
     """Tight box of the valid keypoints (conf > threshold), enlarged by ``extend`` about its centre.
 
     Returns xywh, or None when fewer than two keypoints are valid or the box is empty.
@@ -53,8 +54,9 @@ def square_box(box_xywh: np.ndarray, scale: float = 1.0, aspect: float = 1.0) ->
     return np.array([cx - w / 2, cy - h / 2, w, h])
 
 
-def crop_transform(center: tuple[float, float], size: float, out_size: int, rot_deg: float = 0.0,
-                   flip: bool = False) -> np.ndarray:
+def crop_transform(
+    center: tuple[float, float], size: float, out_size: int, rot_deg: float = 0.0, flip: bool = False
+) -> np.ndarray:
     """(2, 3) affine matrix mapping image pixels to crop pixels.
 
     The square of side ``size`` centred at ``center`` (rotated by ``rot_deg`` counter-clockwise about the
