@@ -51,13 +51,14 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--num", "40", "--workers", "1", "2"],
         ["--families", "oc", "--num", "2", "--workers", "1", "--width", "160", "--height", "120"],
     ),
+    "train_loop": (["--batch", "16", "--steps", "12"], ["--batch", "2", "--steps", "1"]),
     "data": (
         ["--images", "32", "--persons", "3", "--batch", "16", "--workers", "0", "2", "--epochs", "2"],
         ["--images", "4", "--persons", "1", "--batch", "2", "--workers", "0", "--epochs", "2"],
     ),
 }
 # benchmarks that take --threads (the others run single-threaded torch or pick their own workers)
-TAKES_THREADS = {"body", "contrastive", "inference", "onnx", "train_step", "scaling"}
+TAKES_THREADS = {"body", "contrastive", "inference", "onnx", "train_step", "scaling", "train_loop"}
 
 
 def _cpu_model() -> str | None:

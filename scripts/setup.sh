@@ -20,6 +20,19 @@ if ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then
   fi
 fi
 
+# 1b. Debian's Chromium for the web demo's browser test (Playwright drives /usr/bin/chromium; Playwright's own
+#     browser download needs the internet). Optional: without it that test is skipped with the reason.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing chromium"
+    (apt-get update -qq || true) >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || echo "[setup] WARNING: could not install chromium; the web demo's browser test will be skipped"
+  else
+    echo "[setup] WARNING: /usr/bin/chromium missing and cannot apt-get install it (need root); the browser test will be skipped"
+  fi
+fi
+
 # 2. Virtual environment.
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
@@ -34,7 +47,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "[setup] installing torch==2.13.0 and jotr"
   "$VPY" -m pip install -q --upgrade pip
   "$VPY" -m pip install -q torch==2.13.0
-  "$VPY" -m pip install -q -e ".[render,onnx,dev]"
+  "$VPY" -m pip install -q -e ".[render,onnx,web,dev]"
   # pyrender pins PyOpenGL 3.1.0, whose OSMesa binding is incomplete; 3.1.7 works (see docs/dependencies).
   "$VPY" -m pip install -q PyOpenGL==3.1.7 2>&1 | grep -v "incompatible" || true
   echo "$HASH" > "$STAMP"

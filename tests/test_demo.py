@@ -134,7 +134,7 @@ def test_demo_missing_keypoints_and_detector(tiny_checkpoint, tmp_path, capsys):
         import mediapipe  # noqa: F401
     except ImportError:
         rc = main(["demo", str(img), "--checkpoint", str(tiny_checkpoint), "--out", str(out)])
-        assert rc == 2 and "jotr[detect]" in capsys.readouterr().err
+        assert rc == 2 and "make detect-env" in capsys.readouterr().err
     rc = main(
         [
             "demo",

@@ -63,7 +63,9 @@ def run(tmp_path_factory, anny_cache_env):
 
     root = tmp_path_factory.mktemp("e2e")
     data = root / "synthetic"
-    opts = SynthOptions(width=96, height=96)
+    opts = SynthOptions(
+        width=96, height=96, truncation=0.0, pose_mix=(("archetype", 1.0),)
+    )  # stable overfit set
     write_split(data, "oc", 4, seed=11, options=opts, progress=False)
     write_split(data, "oc", 2, seed=12, options=opts, split="val", progress=False)
     cfg = _cfg(data, root / "run")

@@ -208,7 +208,9 @@ def test_split_deterministic_and_reader_round_trip(generator, tmp_path):
     everyone = SyntheticReader(
         DatasetSpec(name="synthetic", root=str(tmp_path / "a"), split="pc", options={"targets_only": False})
     )
-    assert len(everyone) == len(doc["annotations"]) > 2
+    kept = [a for a in doc["annotations"] if not a["too_truncated"]]
+    assert len(everyone) == len(kept) > 2
+    assert everyone.skipped.get("too truncated", 0) == len(doc["annotations"]) - len(kept)
     rec, ann = reader.records[0], doc["annotations"][0]
     assert ann["is_target"] and rec.body_model == "anny" and rec.is_3d and rec.has_fit
     np.testing.assert_allclose(rec.joints_img, ann["joints_2d_jotr30"])
@@ -274,9 +276,240 @@ def test_cli_arguments(tmp_path, capsys):
     from jotr.cli import main
 
     assert main(["synth", "--split", "oc", "--num", "0", "--out", str(tmp_path)]) == 2
-    assert "--num must be positive" in capsys.readouterr().err
+    assert "--num must be" in capsys.readouterr().err
     assert main(["synth", "--split", "oc", "--out", str(tmp_path), "--width", "10"]) == 2
     assert "at least 64x64" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["synth", "--split", "bogus", "--out", str(tmp_path)])
     assert not list(tmp_path.glob("*.json"))
+
+
+# ---------------------------------------------------------------------------------------------- pose modes
+
+_LABELS = (
+    "root",
+    "upperleg01.L",
+    "upperleg01.R",
+    "lowerleg01.L",
+    "lowerleg01.R",
+    "foot.L",
+    "foot.R",
+    "spine05",
+    "spine04",
+    "spine03",
+    "spine02",
+    "spine01",
+    "neck01",
+    "neck02",
+    "head",
+    "clavicle.L",
+    "clavicle.R",
+    "upperarm01.L",
+    "upperarm01.R",
+    "lowerarm01.L",
+    "lowerarm01.R",
+    "wrist.L",
+    "wrist.R",
+    "eye.L",
+)
+
+
+def test_pose_modes_within_limits_and_characteristic():
+    """Every pose mode stays inside the joint limits; each mode looks like what it claims (raised arms,
+    bent knees, asymmetric arms, a lay-down rotation only when lying); the mix is honoured."""
+    from jotr.synth.poses import DEFAULT_POSE_MIX, POSE_MODES, _limits_for, _mirror, sample_pose
+
+    rng = np.random.default_rng(1)
+    by_mode = {}
+    for mode in POSE_MODES:
+        samples = [sample_pose(rng, _LABELS, mode=mode) for _ in range(60)]
+        by_mode[mode] = samples
+        for s in samples:
+            assert s.mode == mode and "eye.L" not in s.angles
+            for label, ang in s.angles.items():
+                lim = _limits_for(label)
+                assert np.all(ang >= lim[:, 0] - 1e-9) and np.all(ang <= lim[:, 1] + 1e-9), (mode, label, ang)
+            if mode == "lying":
+                r = s.root_pre
+                assert s.archetype in ("lying_back", "lying_side", "lying_front")
+                np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+                assert abs((r @ [0.0, 1.0, 0.0])[1]) < 1e-9  # the body's up axis becomes horizontal
+            else:
+                assert s.root_pre is None
+
+    def raised(ang):  # upper arm lifted above the A-pose (45 deg down): sideways or forwards
+        return ang[2] > 10 or ang[0] < -100
+
+    up = [
+        raised(s.angles["upperarm01.L"]) or raised(_mirror(s.angles["upperarm01.R"]))
+        for s in by_mode["arms_up"]
+    ]
+    assert np.mean(up) > 0.9
+    knee = {
+        m: np.mean([s.angles["lowerleg01.L"][0] + s.angles["lowerleg01.R"][0] for s in v])
+        for m, v in by_mode.items()
+    }
+    assert knee["kneeling"] > 120 and knee["kneeling"] > knee["arms_up"] + 90
+    # Asymmetric arms: the left arm is not the mirror image of the right one.
+    for mode in ("mixed", "free"):
+        diff = [
+            np.abs(s.angles["upperarm01.L"] - _mirror(s.angles["upperarm01.R"])).max() for s in by_mode[mode]
+        ]
+        assert np.mean(np.array(diff) > 25) > 0.4, mode
+    # Mirroring: both sides get the kneeling knee / the side of a side-lying person.
+    sides = {np.sign(s.root_pre[0, 1]) for s in by_mode["lying"] if s.archetype == "lying_side"}
+    assert sides == {-1.0, 1.0}
+    # The default mix draws every mode in about its share.
+    drawn = [sample_pose(rng, _LABELS).mode for _ in range(600)]
+    for mode, weight in DEFAULT_POSE_MIX:
+        assert abs(drawn.count(mode) / 600 - weight) < 0.06, (mode, drawn.count(mode))
+    only = {sample_pose(rng, _LABELS, mix=(("lying", 1.0), ("free", 0.0))).mode for _ in range(20)}
+    assert only == {"lying"}
+    with pytest.raises(ValueError, match="pose mode"):
+        sample_pose(rng, _LABELS, mix=(("dancing", 1.0),))
+    with pytest.raises(ValueError, match="archetype"):
+        sample_pose(rng, _LABELS, "dancing")
+
+
+def _world(scene, points_cam):
+    cam = scene.image_info["cam_param"]
+    return (np.asarray(points_cam) - np.asarray(cam["t"])) @ np.asarray(cam["R"])  # R^T (X - t)
+
+
+def _vertices(body, bp):
+    from jotr.geometry.rotations import aa_to_rotmat
+
+    pose = aa_to_rotmat(torch.as_tensor(np.asarray(bp["pose_aa"]), dtype=torch.float32))
+    shape = torch.as_tensor(np.asarray(bp["shape"]), dtype=torch.float32)
+    with torch.no_grad():
+        return body(pose[None], shape[None]).vertices[0].double().numpy() + np.asarray(bp["trans"])
+
+
+def test_lying_people_lie_on_the_ground(generator):
+    """Lying persons: the lowest vertex on the ground plane, pelvis low, torso about horizontal."""
+    from jotr.body.joint_sets import JOTR30
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+
+    gen = SceneGenerator(
+        SynthOptions(width=128, height=128, truncation=0.0, pose_mix=(("lying", 1.0),)), body=generator.body
+    )
+    try:
+        scenes = [gen.generate("none", 3, i) for i in range(6)]
+    finally:
+        gen.close()
+    pelvis, neck = JOTR30.names.index("Pelvis"), JOTR30.names.index("Neck")
+    kinds = set()
+    for scene in scenes:
+        ann = scene.persons[0]
+        kinds.add(ann["body_param"]["archetype"])
+        assert ann["body_param"]["pose_mode"] == "lying"
+        height = -_world(scene, _vertices(generator.body, ann["body_param"]))[:, 1]  # world y points down
+        assert abs(height.min()) < 2e-3  # touches the ground, not below it
+        joints = _world(scene, ann["joints_3d_jotr30"])
+        assert -joints[pelvis, 1] < 0.4, ann["body_param"]["archetype"]
+        spine = joints[neck] - joints[pelvis]
+        assert abs(spine[1]) / np.linalg.norm(spine) < np.sin(np.deg2rad(35))  # torso about horizontal
+    assert len(kinds) >= 2
+
+
+def test_truncated_people(generator, tmp_path):
+    """Targets cut by the frame: complete GT (2D = projection of 3D for every joint), some joints outside the
+    image, the detector-like input keypoints of those missing and every kept keypoint inside the image,
+    enough of the body left; the reader skips persons flagged too_truncated."""
+    from jotr.geometry.camera import project_points
+    from jotr.synth.scene import TRUNCATION_MODES, VIS_OUTSIDE, SceneGenerator, SynthOptions
+
+    size = 160
+    gen = SceneGenerator(SynthOptions(width=size, height=size, truncation=1.0), body=generator.body)
+    try:
+        scenes = {fam: [gen.generate(fam, 5, i) for i in range(3)] for fam in ("none", "oc", "pc", "crowd")}
+    finally:
+        gen.close()
+    modes = set()
+    for fam, items in scenes.items():
+        for scene in items:
+            mode = scene.image_info["truncation"]
+            if fam == "crowd":
+                assert mode == "none"
+                continue
+            assert mode in TRUNCATION_MODES  # truncation=1: every none/oc/pc target (fallback is rare)
+            modes.add(mode)
+            t = scene.persons[0]
+            cam = scene.image_info["cam_param"]
+            uv = project_points(
+                torch.as_tensor(t["joints_3d_jotr30"]), tuple(cam["focal"]), tuple(cam["princpt"])
+            )
+            assert np.isfinite(t["joints_3d_jotr30"]).all() and (t["joints_3d_jotr30"][:, 2] > 0).all()
+            assert np.abs(uv.numpy() - t["joints_2d_jotr30"]).max() < 1e-3
+            out = t["visibility_jotr30"] == VIS_OUTSIDE
+            assert out.any() and not t["inside_image"]
+            assert t["num_joints_in_image"] == int((~out).sum()) >= 2 * gen.options.min_joints_in_image
+            assert not t["too_truncated"]
+        for scene in items:
+            for ann in scene.persons:
+                kps = ann["input_keypoints"]
+                out = ann["visibility_jotr30"] == VIS_OUTSIDE
+                assert np.all(kps[out] == 0)
+                found = kps[:, 2] > 0
+                assert np.all((kps[found, :2] >= -0.5) & (kps[found, :2] < size - 0.5))
+                assert ann["too_truncated"] == (ann["num_joints_in_image"] < gen.options.min_joints_in_image)
+    assert len(modes) >= 2
+
+    # The reader skips a person flagged too_truncated (kept as a swap donor of the others).
+    from jotr.data.config import DatasetSpec
+    from jotr.data.datasets.synthetic import SyntheticReader
+    from jotr.synth.writer import write_split
+
+    write_split(tmp_path, "pc", 2, seed=5, generator=generator, options=generator.options, progress=False)
+    doc = json.loads((tmp_path / "pc.json").read_text())
+    doc["annotations"][0]["too_truncated"] = True
+    (tmp_path / "cut.json").write_text(json.dumps(doc))
+    (tmp_path / "images" / "cut").mkdir()
+    reader = SyntheticReader(DatasetSpec(name="synthetic", root=str(tmp_path), split="cut"))
+    assert len(reader) == 1 and reader.skipped == {"too truncated": 1}
+    assert reader.records[0].extra["in_image"].dtype == bool
+    assert len(reader.records[0].extra["others_img"]) >= 1
+
+
+def test_scene_independent_of_generation_order(generator):
+    """Scene i depends only on (seed, family, i): generated alone or after other scenes it is identical --
+    what makes ``--workers N`` output byte-identical."""
+    a = generator.generate("pc", 21, 3)
+    generator.generate("crowd", 21, 0)
+    generator.generate("oc", 22, 3)
+    b = generator.generate("pc", 21, 3)
+    assert np.array_equal(a.image, b.image)
+    from jotr.synth.writer import to_jsonable
+
+    assert json.dumps(to_jsonable(a.persons)) == json.dumps(to_jsonable(b.persons))
+    assert json.dumps(to_jsonable(a.image_info)) == json.dumps(to_jsonable(b.image_info))
+
+
+@pytest.mark.slow
+def test_workers_give_byte_identical_output(generator, tmp_path):
+    """``write_split`` with 2 worker processes writes the same JSON and JPEGs as in-process (~30 s: each
+    worker loads the body model)."""
+    from jotr.synth.writer import write_split
+
+    opts = generator.options
+    write_split(tmp_path / "w1", "pc", 2, seed=9, generator=generator, options=opts, progress=False)
+    write_split(tmp_path / "w2", "pc", 2, seed=9, workers=2, options=opts, progress=False)
+    assert (tmp_path / "w1" / "pc.json").read_bytes() == (tmp_path / "w2" / "pc.json").read_bytes()
+    for i in range(2):
+        name = f"images/pc/{i:06d}.jpg"
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
+
+
+def test_cli_pose_mix_and_truncation_arguments(tmp_path, capsys):
+    from jotr.cli import main
+    from jotr.commands.synth import parse_pose_mix
+
+    assert parse_pose_mix("archetype=1") == (("archetype", 1.0),)
+    assert parse_pose_mix("lying=0.5, free=2") == (("lying", 0.5), ("free", 2.0))
+    for bad in ("dance=1", "lying=x", "lying=-1", "lying=0"):
+        with pytest.raises(InputError, match="pose-mix"):
+            parse_pose_mix(bad)
+    assert main(["synth", "--split", "oc", "--out", str(tmp_path), "--truncation", "1.5"]) == 2
+    assert "--truncation" in capsys.readouterr().err
+    assert main(["synth", "--split", "oc", "--out", str(tmp_path), "--pose-mix", "dance=1"]) == 2
+    assert "--pose-mix" in capsys.readouterr().err

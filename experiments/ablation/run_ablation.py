@@ -252,7 +252,12 @@ def base_jotr_config(acfg: AblationConfig):
     """The JOTR config shared by every run (data specs point at the generated splits)."""
     from jotr.config import load_config, merge_config
 
-    cfg = load_config(list(acfg.jotr_config))
+    repo = Path(__file__).resolve().parents[2]  # YAML paths in jotr_config are relative to the repository
+    names = [
+        str(repo / n) if n.endswith((".yaml", ".yml")) and not Path(n).is_absolute() else n
+        for n in acfg.jotr_config
+    ]
+    cfg = load_config(names)
     train_root, val_root, test_root = (str(split_folder(acfg, g)) for g in ("train", "val", "test"))
     data = {
         # training uses every annotated person of a scene, evaluation only the target person

@@ -23,15 +23,11 @@ import yaml
 from jotr.body.config import BodyConfig
 from jotr.data.config import DataConfig
 from jotr.engine.config import EvalConfig, TrainConfig
-from jotr.errors import InputError
+from jotr.errors import ConfigError
 from jotr.losses.config import LossConfig
 from jotr.models.config import ModelConfig
 
 T = TypeVar("T")
-
-
-class ConfigError(InputError):
-    """A configuration file or override is invalid (unknown key, wrong type, unreadable file)."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +162,11 @@ def parse_override(text: str) -> dict[str, Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"override '{text}' has an empty key")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"override '{text}': the value is not valid YAML ({reason})") from None
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")

@@ -203,9 +203,16 @@ def load_anny(rig: str, topology: str):
     import anny
 
     try:
-        return anny.Anny(rig=rig, topology=topology, pose_parameterization="local-ref")
+        model = anny.Anny(rig=rig, topology=topology, pose_parameterization="local-ref")
     except (ValueError, KeyError, FileNotFoundError, NotImplementedError) as exc:
         raise InputError(f"Anny cannot build rig={rig!r} topology={topology!r}: {exc}") from exc
+    from anny.paths import get_anny_cache_path
+
+    from jotr.body.anny_cache import share_cache_files
+
+    if get_anny_cache_path() is not None:
+        share_cache_files(get_anny_cache_path())  # safetensors writes 0600 files (another user: unreadable)
+    return model
 
 
 def _anny_to_canonical(points: Tensor) -> Tensor:

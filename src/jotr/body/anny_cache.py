@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,45 @@ def default_cache_dir() -> Path:
 
 def _cache_files(cache_dir: Path) -> list[Path]:
     return sorted(p for p in cache_dir.rglob("*.safetensors") if p.is_file())
+
+
+def share_cache_files(cache_dir: str | Path | None = None) -> int:
+    """Give this user's cache files and folders the permissions of normally created ones (``0666 & ~umask``,
+    folders ``0777 & ~umask``); returns how many were changed.
+
+    safetensors writes its files mode 0600 (a private temporary renamed into place), so another user of a
+    shared cache could not read them and Anny failed for them; with the usual umask 022 they become 0644."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    mask = os.umask(0)
+    os.umask(mask)
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    changed = 0
+    try:
+        entries = [cache_dir, *cache_dir.rglob("*")]
+    except OSError:
+        return 0
+    for p in entries:
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if uid is not None and st.st_uid != uid:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            want = 0o777 & ~mask
+        elif stat.S_ISREG(st.st_mode):
+            want = 0o666 & ~mask
+        else:
+            continue
+        # only add permissions: never take away what the owner gave on purpose
+        new_mode = stat.S_IMODE(st.st_mode) | want
+        if new_mode != stat.S_IMODE(st.st_mode):
+            try:
+                os.chmod(p, new_mode)
+                changed += 1
+            except OSError:
+                continue
+    return changed
 
 
 def build_cache(
@@ -52,6 +92,7 @@ def build_cache(
         pose = body.rest_pose(1).requires_grad_(True)
         out = body(pose, body.default_shape(1))
         out.vertices.sum().backward()
+    share_cache_files(cache_dir)
     built = [p for p in _cache_files(cache_dir) if p.name not in before]
     removed = 0
     if prune:

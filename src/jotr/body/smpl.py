@@ -115,6 +115,21 @@ _GENDER_FILES = {
 _REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(key: tuple[str, str], msg: str, *args: Any) -> None:
+    """Log ``msg`` once per process and ``key`` (what, model file)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning(msg, *args)
+
+
+def _are_smpl_landmarks(marks: Mapping[str, int]) -> bool:
+    """True when ``marks`` are SMPL's own landmark vertex ids (a real SMPL mesh, not a custom body)."""
+    return all(marks.get(k) == v for k, v in SMPL_LANDMARK_IDS.items())
+
+
 # ---------------------------------------------------------------------------------------------- file loading
 
 
@@ -131,45 +146,79 @@ class _ChumpyStandIn:
         return None if x is None else np.asarray(x)
 
 
-class _SMPLUnpickler(pickle.Unpickler):
-    """Unpickler for SMPL model files: numpy, scipy.sparse and chumpy (as a stand-in) only."""
+# Chumpy / scipy.sparse class names an SMPL file may hold (module names vary across versions, e.g.
+# ``scipy.sparse.csc`` in the official Python 2 files, ``scipy.sparse._csc`` today).
+_SPARSE_CLASSES = frozenset({"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"})
+# Side-effect-free builtins that pickles use as globals: ``object`` (copyreg._reconstructor's base class),
+# ``set`` / ``frozenset`` (chumpy objects' state), ``slice`` / ``complex`` / ``bytearray`` (data values).
+_BUILTIN_NAMES = frozenset({"object", "set", "frozenset", "slice", "complex", "bytearray"})
 
-    _BUILTINS = {
-        "object",
-        "set",
-        "frozenset",
-        "slice",
-        "complex",
-        "int",
-        "float",
-        "tuple",
-        "list",
-        "dict",
-        "bytearray",
+
+def _numpy_globals() -> dict[str, Any]:
+    """The numpy callables that rebuild arrays, dtypes and scalars (by name, for numpy 1.x and 2.x)."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+    return {
+        "ndarray": np.ndarray,
+        "dtype": np.dtype,
+        "_reconstruct": multiarray._reconstruct,
+        "scalar": multiarray.scalar,
+        "_frombuffer": numeric._frombuffer,
     }
 
+
+# (module, name) of every numpy global an array pickle (protocols 0-5, numpy 1.x or 2.x) refers to.
+_NUMPY_ALLOWED = {
+    ("numpy", "ndarray"): "ndarray",
+    ("numpy", "dtype"): "dtype",
+    ("numpy.core.multiarray", "_reconstruct"): "_reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "_reconstruct",
+    ("numpy.core.multiarray", "scalar"): "scalar",
+    ("numpy._core.multiarray", "scalar"): "scalar",
+    ("numpy.core.numeric", "_frombuffer"): "_frombuffer",
+    ("numpy._core.numeric", "_frombuffer"): "_frombuffer",
+}
+
+
+class _SMPLUnpickler(pickle.Unpickler):
+    """Unpickler for SMPL model files. It resolves exactly these globals and refuses every other one:
+
+    * numpy array reconstruction: ``ndarray``, ``dtype``, ``multiarray._reconstruct``, ``multiarray.scalar``,
+      ``numeric._frombuffer`` (under ``numpy.core`` or ``numpy._core``);
+    * ``scipy.sparse`` csc/csr/coo matrices (``J_regressor``);
+    * any ``chumpy.*`` class, replaced by an inert :class:`_ChumpyStandIn` (chumpy is never imported);
+    * ``copyreg._reconstructor`` (how Python 2 pickled those objects), ``_codecs.encode`` (bytes written by
+      Python 3 at protocol <= 2) and the builtins in ``_BUILTIN_NAMES``.
+
+    No other numpy or scipy function is reachable (``numpy.testing`` helpers, ``numpy.load``,
+    ``scipy.sparse.save_npz`` ... can run code or touch files), so a crafted file cannot execute anything."""
+
     def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy":
+        if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyStandIn
-        if module.startswith("scipy.sparse"):
+        if (module, name) in _NUMPY_ALLOWED:
+            return _numpy_globals()[_NUMPY_ALLOWED[module, name]]
+        if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_CLASSES:
             import scipy.sparse
 
-            if hasattr(scipy.sparse, name):
-                return getattr(scipy.sparse, name)
-        if module.startswith("numpy.core"):
-            module = "numpy._core" + module[len("numpy.core") :]
-        allowed = (
-            module.split(".")[0] in ("numpy", "scipy")
-            or (
-                module in ("copyreg", "copy_reg")
-                and name in ("_reconstructor", "__newobj__", "__newobj_ex__")
-            )
-            or (module == "_codecs" and name == "encode")
-            or (module in ("builtins", "__builtin__") and name in self._BUILTINS)
-        )
-        if not allowed:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in an SMPL model file")
-        return super().find_class(module, name)
+            cls = getattr(scipy.sparse, name, None)
+            if isinstance(cls, type):
+                return cls
+        if module in ("copyreg", "copy_reg") and name == "_reconstructor":
+            import copyreg
+
+            return copyreg._reconstructor
+        if module == "_codecs" and name == "encode":
+            import codecs
+
+            return codecs.encode
+        if module in ("builtins", "__builtin__") and name in _BUILTIN_NAMES:
+            import builtins
+
+            return getattr(builtins, name)
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name} in an SMPL model file (refused)")
 
 
 def _as_array(value: Any, key: str, source: str) -> np.ndarray:
@@ -216,14 +265,14 @@ def load_smpl_arrays(path: str | Path) -> dict[str, Any]:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files if k in _REQUIRED_KEYS}
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read SMPL model file {path}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, BadZipFile, EOFError ...
+            raise InputError(f"cannot read SMPL model file {path}: {type(exc).__name__}: {exc}") from exc
     if path.suffix.lower() == ".pkl":
         try:
             with open(path, "rb") as fh:
                 data = _SMPLUnpickler(fh, encoding="latin1").load()
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
-            raise InputError(f"cannot read SMPL model file {path}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a crafted or corrupt pickle can fail in any way
+            raise InputError(f"cannot read SMPL model file {path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(data, dict):
             raise InputError(f"SMPL model file {path} must hold a dict of arrays, got {type(data).__name__}")
         return data
@@ -250,6 +299,9 @@ def _validate(raw: Mapping[str, Any], source: str, num_betas: int) -> dict[str, 
     for key, shape in expected.items():
         if a[key].shape != shape:
             raise InputError(f"{source}: key {key!r} must have shape {shape}, got {a[key].shape}")
+    kt = a["kintree_table"]
+    if not np.issubdtype(kt.dtype, np.number) or not np.isfinite(kt).all():
+        raise InputError(f"{source}: key 'kintree_table' must hold finite numbers, got dtype {kt.dtype}")
     sd = a["shapedirs"]
     if sd.ndim != 3 or sd.shape[:2] != (V, 3) or sd.shape[2] < num_betas:
         raise InputError(f"{source}: key 'shapedirs' must be ({V}, 3, >= {num_betas}), got {sd.shape}")
@@ -434,6 +486,16 @@ class SMPLBody(BodyModel):
             head_top = np.concatenate([extra[3], np.zeros(NUM_JOINTS)])
         else:
             head_top = vertex("Head_top")
+            if V == SMPL_NUM_VERTICES and _are_smpl_landmarks(marks):
+                _warn_once(
+                    ("head_top", source),
+                    "%s: no body.smpl_j_regressor_extra (J_regressor_extra.npy) given; the jotr30 head-top "
+                    "joint falls back to SMPL vertex %d, not the official regressed head top (networks "
+                    "trained with the official joints, e.g. converted official checkpoints, see a shifted "
+                    "head-top input)",
+                    source,
+                    marks["Head_top"],
+                )
         jotr30 = np.concatenate([jr, np.stack([vertex(n) for n in LANDMARK_NAMES[:5]]), head_top[None]])
 
         if h36m is not None:
@@ -441,11 +503,7 @@ class SMPLBody(BodyModel):
                 raise InputError(f"{source}: J_regressor_h36m must be (17, {V}), got {h36m.shape}")
             h36m17 = np.concatenate([h36m, np.zeros((17, NUM_JOINTS))], axis=1)
         else:
-            logger.warning(
-                "%s: no J_regressor_h36m_correct.npy given (body.smpl_j_regressor_h36m); h36m17 joints are "
-                "approximated from SMPL joints and vertices, so MPJPE/PA-MPJPE are NOT the paper protocol",
-                source,
-            )
+            self._h36m_approximated = True  # warned on first use (joints), not at load
             rows = []
             for _, spec in H36M_APPROXIMATION:
                 rows.append(vertex(spec) if isinstance(spec, str) else jr[list(spec)].mean(axis=0))
@@ -461,6 +519,17 @@ class SMPLBody(BodyModel):
             ("coco17", coco17),
         ):
             self.register_joint_regressor(name, torch.as_tensor(reg, dtype=torch.float32))
+
+    def joints(self, out: BodyOutput, set_name: str) -> Tensor:
+        """(B, K, 3) joints of a named set; the first use of an approximated ``h36m17`` logs a warning."""
+        if set_name == "h36m17" and getattr(self, "_h36m_approximated", False):
+            _warn_once(
+                ("h36m17", self.source),
+                "%s: no J_regressor_h36m_correct.npy given (body.smpl_j_regressor_h36m); h36m17 joints are "
+                "approximated from SMPL joints and vertices, so MPJPE/PA-MPJPE are NOT the paper protocol",
+                self.source,
+            )
+        return super().joints(out, set_name)
 
     # -------------------------------------------------------------------------------------- forward
 

@@ -43,11 +43,13 @@ def convert(
     from jotr.errors import CheckpointError, InputError
     from jotr.models.jotr import JOTRNetwork
     from jotr.models.official import convert_official_state, load_official_file, official_model_config
-    from jotr.utils.io import atomic_save
+    from jotr.utils.io import atomic_save, check_writable_file, clean_stale_temporaries
 
     out = Path(out)
     if out.exists() and not force:
         raise InputError(f"output {out} exists (use --force to overwrite)")
+    check_writable_file(out, "converted checkpoint")  # before reading the (large) official file
+    clean_stale_temporaries(out.parent)
     cfg = JOTRConfig(body=BodyConfig(kind="smpl"), model=official_model_config())
     try:
         for text in overrides:

@@ -1,4 +1,6 @@
-"""``jotr demo IMAGE_OR_DIR_OR_VIDEO --checkpoint CKPT --out DIR [--keypoints FILE]``.
+"""``jotr demo IMAGE_OR_DIR_OR_VIDEO --out DIR [--checkpoint CKPT] [--keypoints FILE]``.
+
+Without ``--checkpoint`` the model shipped with jotr is used (``JOTRPredictor.from_pretrained()``).
 
 Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, params.json, params.npz (written
 atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4, side.mp4, params.json, params.npz
@@ -25,7 +27,11 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="an image, a folder of images, or a video file")
-    p.add_argument("--checkpoint", required=True, help="jotr checkpoint (.pt)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="jotr checkpoint (.pt); default: the model shipped with jotr (docs/model_card.md)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--keypoints", help="COCO results/annotation JSON, an OpenPose JSON, or a folder of OpenPose JSONs"
@@ -80,16 +86,41 @@ def _list_inputs(path: Path) -> list[Path]:
     return [path]
 
 
+def _validate_args(args: argparse.Namespace) -> bool:
+    """InputError for a bad --focal / --max-frames / --device / --out (exit 2, before any work); removes
+    staging folders a killed run left in --out. Returns whether --out does not exist yet."""
+    import math
+
+    from jotr.errors import InputError
+    from jotr.inference.predictor import check_device
+    from jotr.utils.io import check_writable_dir, clean_stale_temporaries
+
+    if args.focal is not None and not (math.isfinite(args.focal) and args.focal > 0):
+        raise InputError(f"--focal must be a positive number of pixels, got {args.focal}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    check_device(args.device)
+    out = check_writable_dir(args.out, "output folder")
+    clean_stale_temporaries(out)
+    return not out.exists()
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from jotr.inference.predictor import JOTRPredictor
 
+    out_created = _validate_args(args)  # bad options, output folder: exit 2 before any work
     inputs = _list_inputs(Path(args.input))
     people_source = make_people_source(args.keypoints, args.keypoint_format)
-    predictor = JOTRPredictor.from_checkpoint(
-        args.checkpoint, device=args.device, overrides=args.overrides, bf16=args.bf16
-    )
+    if args.checkpoint is None:
+        predictor = JOTRPredictor.from_pretrained(
+            device=args.device, overrides=args.overrides, bf16=args.bf16
+        )
+    else:
+        predictor = JOTRPredictor.from_checkpoint(
+            args.checkpoint, device=args.device, overrides=args.overrides, bf16=args.bf16
+        )
     visualizer = None
     if not args.no_render:
         from jotr.errors import InputError
@@ -119,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         if visualizer is not None:
             visualizer.close()
         people_source.close()
+        if out_created:
+            from jotr.utils.io import remove_if_empty
+
+            remove_if_empty([out])  # every input failed: no empty output folder
     print(f"jotr demo: {len(inputs) - failed_inputs}/{len(inputs)} inputs fully processed; outputs in {out}")
     for f in failures:
         print(f"  failed: {f}", file=sys.stderr)
@@ -158,6 +193,8 @@ class PeopleSource:
             found = self.source.for_image(lookup)
             if found is None:
                 raise InputError(f"{name}: no keypoints for it in {self.source.path}")
+            if not found:
+                raise InputError(f"{name}: its keypoint entry in {self.source.path} lists no people")
             return [
                 PersonInput(keypoints=p.keypoints, keypoint_format=p.fmt, box_xywh=p.box_xywh) for p in found
             ]
@@ -173,6 +210,8 @@ def make_people_source(keypoints: str | None, fmt: str | None) -> PeopleSource:
 
 def process_image(path: Path, predictor, source: PeopleSource, out: Path, visualizer, args) -> list[str]:
     """Run one image, outputs in the folder ``out``; returns failure messages (empty if everything worked)."""
+    import cv2
+
     from jotr.errors import InputError
     from jotr.inference.export import save_image_outputs
     from jotr.inference.predictor import load_image
@@ -194,8 +233,8 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
     except InputError as exc:
         logger.error("%s", exc)
         return [f"{path}: {exc}"]
-    except (OSError, RuntimeError, ValueError) as exc:  # disk full, renderer failure...: go on
-        logger.exception("%s failed", path)
+    except (OSError, RuntimeError, ValueError, MemoryError, cv2.error) as exc:  # disk full, renderer...
+        logger.error("%s failed: %s", path, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
         return [f"{path}: {type(exc).__name__}: {exc}"]
     return [f"{path}: {r.error}" for r in results if not r.ok]
 
@@ -215,7 +254,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     if not cap.isOpened():
         return [f"{path}: cannot open the video"]
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+    total = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0) or None  # unknown: until the end
     if args.max_frames is not None:
         total = min(total or args.max_frames, args.max_frames)
     smoother = ParameterSmoother(args.smooth, fps=fps) if args.smooth != "none" else None
@@ -226,7 +265,8 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     try:
         with staged_dir(out) as tmp:
             writers: dict[str, cv2.VideoWriter] = {}
-            for idx in tqdm(range(total) if total else itertools.count(), desc=path.name, unit="frame"):
+            frames = range(total) if total is not None else itertools.count()
+            for idx in tqdm(frames, desc=path.name, unit="frame"):
                 ok, frame = cap.read()
                 if not ok:
                     break
@@ -311,7 +351,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     except InputError as exc:
         return failures + [f"{path}: {exc}"]
     except (OSError, RuntimeError, ValueError) as exc:
-        logger.exception("%s failed", path)
+        logger.error("%s failed: %s", path, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
         return failures + [f"{path}: {type(exc).__name__}: {exc}"]
     finally:
         cap.release()

@@ -28,9 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jotr.engine.checkpoint import load_model
-    from jotr.inference.onnx_export import export_onnx
+    import math
 
+    from jotr.engine.checkpoint import load_model
+    from jotr.errors import InputError
+    from jotr.inference.onnx_export import export_onnx
+    from jotr.utils.io import check_writable_file, clean_stale_temporaries
+
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise InputError(f"--tolerance must be a positive number, got {args.tolerance}")
+    out = check_writable_file(args.out, "ONNX output file")  # before loading and exporting
+    clean_stale_temporaries(out.parent)
     model, cfg = load_model(args.checkpoint, device="cpu", overrides=args.overrides)
     report = export_onnx(
         model, cfg.model, args.out, opset=args.opset, check=not args.no_check, tolerance=args.tolerance

@@ -38,16 +38,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jotr.config import load_config
     from jotr.engine.trainer import train
+    from jotr.utils.io import check_writable_dir
 
     overrides = list(args.overrides)
     if args.out_dir:
         overrides.append(f"train.out_dir={args.out_dir}")
     cfg = load_config(args.config, overrides)
+    check_writable_dir(cfg.train.out_dir, "train.out_dir")  # before building the model and the data
     result = train(cfg, resume=args.resume)
     if result.last_checkpoint is not None:  # rank 0 only
         loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
         print(f"trained {result.steps} steps ({result.epochs_completed} epochs); final loss {loss}")
-        print(f"last checkpoint: {result.last_checkpoint}")
+        if result.last_checkpoint.is_file():
+            print(f"last checkpoint: {result.last_checkpoint}")
+        else:
+            print("no checkpoint written (no training step was taken)")
         if result.best_checkpoint is not None:
             val = f"validation MPJPE {result.best_val_mpjpe:.1f} mm"
             print(f"best checkpoint: {result.best_checkpoint} ({val})")

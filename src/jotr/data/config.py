@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class AugmentConfig:
     keypoint_noise: bool = True  # PoseFix-style corruption of the input 2D keypoints
     occluder_prob: float = 0.0  # synthetic occluders pasted on training crops
     occluder_dir: str | None = None  # optional folder of RGBA object cut-outs
+    # Training crop box: "gt" = tight GT box x U(bbox_enlarge) (official code); "keypoints" = the test
+    # protocol's box (valid input keypoints x1.2, square, x1.1) x U(bbox_enlarge), so that training crops are
+    # made like test and inference crops (people cut by the frame included; CPU recipe, issue 14).
+    train_box: Literal["gt", "keypoints"] = "gt"
+    box_shift: float = 0.0  # training: random crop-centre shift, N(0, 1) clipped at 2, times box side
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,12 @@ class SamplePipeline:
 
     def _crop_box(self, record: PersonRecord, params: A.AugParams) -> np.ndarray:
         """Square xywh box in image pixels (before the augmentation scale)."""
+        if self.train and self.aug.train_box == "keypoints":
+            box = self._test_box(record)
+            if box is not None:
+                c = box[:2] + box[2:] / 2.0
+                side = box[2] * params.enlarge
+                return np.array([c[0] - side / 2.0, c[1] - side / 2.0, side, side])
         if self.train:
             tight = record.bbox_xywh
             if tight is None and record.joints_img is not None:
@@ -145,6 +151,17 @@ class SamplePipeline:
                     f"{record.dataset} sample {record.sample_id}: no box and no 2D joints to crop"
                 )
             return square_box(tight, scale=params.enlarge)
+        box = self._test_box(record)
+        if box is not None:
+            return box
+        if record.bbox_xywh is not None:
+            return square_box(record.bbox_xywh, scale=FALLBACK_BOX_SCALE)
+        raise InputError(f"{record.dataset} sample {record.sample_id}: no keypoints or box to crop")
+
+    @staticmethod
+    def _test_box(record: PersonRecord) -> np.ndarray | None:
+        """The test protocol's square box (valid input keypoints, else GT 2D joints, x1.2, square, x1.1),
+        or None when fewer than two keypoints are valid."""
         box = None
         if record.input_keypoints is not None:
             kps = record.input_keypoints
@@ -155,11 +172,7 @@ class SamplePipeline:
             box = box_from_keypoints(
                 record.joints_img, record.joints_img_valid, threshold=0.5, extend=TEST_BOX_EXTEND
             )
-        if box is not None:
-            return square_box(box, scale=TEST_BOX_SCALE)
-        if record.bbox_xywh is not None:
-            return square_box(record.bbox_xywh, scale=FALLBACK_BOX_SCALE)
-        raise InputError(f"{record.dataset} sample {record.sample_id}: no keypoints or box to crop")
+        return None if box is None else square_box(box, scale=TEST_BOX_SCALE)
 
     def _in_crop(self, xy_px: np.ndarray) -> np.ndarray:
         return (
@@ -200,6 +213,9 @@ class SamplePipeline:
         box = self._crop_box(record, params)
         size = box[2] * params.scale
         center = (box[0] + box[2] / 2.0, box[1] + box[3] / 2.0)
+        if self.train and self.aug.box_shift > 0:  # drawn only when enabled: other streams stay unchanged
+            shift = np.clip(rng.standard_normal(2), -2.0, 2.0) * self.aug.box_shift * size
+            center = (center[0] + shift[0], center[1] + shift[1])
         M = crop_transform(center, size, self.input_size, rot_deg=params.rot_deg, flip=params.flip)
         crop = cv2.warpAffine(
             image,
@@ -294,7 +310,11 @@ class SamplePipeline:
                 xy = apply_affine(other[:, :2], M)[perm]
                 xy[other[perm, 2] <= 0] = FAR_AWAY
                 others.append(xy)
-            out = corrupt_keypoints(gt_px, gt_valid > 0, rng, occluded=occluded, others=others)
+            # a joint outside the original image gets no input keypoint, as from a real detector
+            in_image = np.asarray(record.extra.get("in_image", np.ones(NUM_JOINTS, dtype=bool)), dtype=bool)
+            out = corrupt_keypoints(
+                gt_px, (gt_valid > 0) & in_image[perm], rng, occluded=occluded, others=others
+            )
             return np.asarray(out[:, :2], dtype=np.float64), np.asarray(out[:, 2], dtype=np.float64)
         if record.input_keypoints is not None:
             kps = np.asarray(record.input_keypoints, dtype=np.float64)

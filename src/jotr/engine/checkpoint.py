@@ -187,6 +187,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint path is not a file: {path}")
     try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes): truncated by an interrupted copy or a full disk? "
+            "(jotr itself writes checkpoints atomically)"
+        )
+    try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
@@ -195,8 +204,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"checkpoint? official checkpoints go through 'jotr convert-official'): {str(exc)[-300:]}"
             ) from exc
         raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from exc
+    except EOFError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated ({size} bytes, the file ends early): "
+            "an interrupted copy or a full disk?"
+        ) from exc
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # noqa: BLE001 - any failure to parse the file means it is unusable
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {reason}") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         hint = ""

@@ -55,16 +55,33 @@ from jotr.engine.checkpoint import (
     unwrap_model,
 )
 from jotr.engine.optim import build_optimizer, build_scheduler
-from jotr.errors import CheckpointError, InputError, JOTRError
-from jotr.utils.io import atomic_write_text
+from jotr.engine.precision import use_cpu_bf16
+from jotr.errors import CheckpointError, ConfigError, InputError, RunError
+from jotr.utils.io import atomic_write_text, clean_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
 LAST_CKPT = "last.pt"
 BEST_CKPT = "best.pt"
+# train.* settings a resume must keep: the restored optimiser / scheduler / sampler state embodies them
+RESUME_LOCKED_SETTINGS = (
+    "seed",
+    "batch_size",
+    "lr",
+    "lr_backbone",
+    "weight_decay",
+    "lr_schedule",
+    "lr_decay_epochs",
+    "lr_decay_factor",
+    "warmup_steps",
+    "grad_clip",
+    "amp",
+    "amp_dtype",
+    "cpu_bf16",
+)
 
 
-class NonFiniteLossError(JOTRError):
+class NonFiniteLossError(RunError):
     """The training loss became NaN or infinite; the message names the loss term(s) and the step."""
 
 
@@ -79,6 +96,7 @@ class TrainResult:
     final_loss: float | None  # total loss of the last step
     loss_history: list[tuple[int, float]] = field(default_factory=list)  # (step, total loss) every step
     val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, val MPJPE mm)
+    train_seconds: float = 0.0  # wall-clock of training, resumed parts included
 
 
 # ----------------------------------------------------------------------------------------------- sampling
@@ -239,7 +257,7 @@ class Trainer:
         self.amp_dtype: torch.dtype | None = None
         if cuda and tc.amp:
             self.amp_dtype = torch.float16 if tc.amp_dtype == "float16" else torch.bfloat16
-        elif self.device.type == "cpu" and tc.cpu_bf16:
+        elif self.device.type == "cpu" and use_cpu_bf16(tc.cpu_bf16):
             self.amp_dtype = torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and self.amp_dtype == torch.float16)
 
@@ -272,6 +290,8 @@ class Trainer:
         self.best_val: float | None = None
         self.history: list[tuple[int, float]] = []
         self.val_history: list[tuple[int, float]] = []
+        self.train_seconds = 0.0  # wall-clock of training before this process (resumes), seconds
+        self._fit_start: float | None = None
         self._writer = None
         self._evaluator = None
         if resume is not None:
@@ -333,6 +353,34 @@ class Trainer:
             "initialised weights from %s (step %s); fresh optimiser and schedule", path, ckpt.get("step")
         )
 
+    def _check_resume_settings(self, ckpt: Mapping[str, Any], path: Path) -> None:
+        """Refuse a resume whose optimisation settings differ from the checkpoint's run (ConfigError listing
+        them): the optimiser and scheduler states would silently keep the old ones while config.yaml records
+        the new ones. Bookkeeping settings (out_dir, device, log/ckpt/val intervals, ...) may change, and so
+        may the run length unless the learning-rate schedule depends on it (cosine)."""
+        from jotr.engine.checkpoint import checkpoint_config
+
+        old = checkpoint_config(ckpt, source=f"resume checkpoint {path}").train
+        new = self.cfg.train
+        diffs = [
+            f"train.{name} {getattr(old, name)!r} -> {getattr(new, name)!r}"
+            for name in RESUME_LOCKED_SETTINGS
+            if getattr(old, name) != getattr(new, name)
+        ]
+        if "cosine" in (old.lr_schedule, new.lr_schedule):
+            old_total = old.max_steps if old.max_steps is not None else old.epochs * self.steps_per_epoch
+            if old_total != self.total_steps:
+                diffs.append(
+                    f"run length {old_total} -> {self.total_steps} steps (train.max_steps/epochs; the cosine "
+                    "schedule is stretched over the whole run)"
+                )
+        if diffs:
+            raise ConfigError(
+                f"cannot resume from {path}: the training settings differ from the checkpoint's run: "
+                f"{'; '.join(diffs)}. Resume with the run's settings, or start a new run from these weights "
+                f"with train.init_from={path} (fresh optimiser and schedule)"
+            )
+
     def _resume(self, path: str | Path) -> None:
         path = Path(path)
         ckpt = load_checkpoint(path)
@@ -341,6 +389,7 @@ class Trainer:
                 raise CheckpointError(
                     f"cannot resume from {path}: it has no '{key}' state (weights-only checkpoint?)"
                 )
+        self._check_resume_settings(ckpt, path)
         load_state_strict(self.model, ckpt["model"], source=f"resume checkpoint {path}")
         load_state_strict(self.criterion, ckpt["criterion"], source=f"resume checkpoint {path} (criterion)")
         try:
@@ -358,6 +407,7 @@ class Trainer:
         self.batch_in_epoch = int(extra.get("batch_in_epoch", 0))
         self.best_val = extra.get("best_val")
         self.val_history = [tuple(v) for v in extra.get("val_history", [])]
+        self.train_seconds = float(extra.get("train_seconds", 0.0))
         rank_states = extra.get("rank_states") or []
         if len(rank_states) == self.dist.world_size:
             state = rank_states[self.dist.rank]
@@ -428,6 +478,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "best_val": self.best_val,
             "val_history": [list(v) for v in self.val_history],
+            "train_seconds": self._elapsed(),
             "rank_states": states,
             "world_size": self.dist.world_size,
         }
@@ -545,7 +596,8 @@ class Trainer:
         if value is None:
             return
         self.val_history.append((self.step, value))
-        improved = self.best_val is None or value < self.best_val
+        # NaN (non-finite predictions, reported by the evaluator) never becomes the best
+        improved = math.isfinite(value) and (self.best_val is None or value < self.best_val)
         if improved:
             self.best_val = value
         if self.is_main:
@@ -555,10 +607,28 @@ class Trainer:
         if improved:
             self.save(BEST_CKPT)
 
+    def _elapsed(self) -> float:
+        """Seconds of training so far, earlier processes of a resumed run included."""
+        now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.train_seconds + now
+
+    def _out_of_time(self) -> bool:
+        """``train.max_minutes`` reached (the same decision on every rank)."""
+        budget = self.cfg.train.max_minutes
+        if budget is None:
+            return False
+        flag = torch.tensor(float(self._elapsed() >= 60.0 * budget))
+        if self.dist.distributed:
+            flag = jd.all_reduce_max(flag.to(self.device)).cpu()
+        return bool(flag > 0)
+
     def fit(self) -> TrainResult:
         tc = self.cfg.train
+        self._fit_start = time.perf_counter()
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in clean_stale_temporaries(self.out_dir):  # e.g. .last.pt.*.tmp of a killed run
+                logger.info("removed %s (left by an interrupted run)", stale)
             self._write_run_info()
         jd.barrier()
         from tqdm.auto import tqdm
@@ -575,7 +645,8 @@ class Trainer:
         last_loss: float | None = None
         t_last, samples_since = time.perf_counter(), 0
         try:
-            while self.step < self.total_steps:
+            stopped = False  # train.max_minutes reached
+            while self.step < self.total_steps and not stopped:
                 for batch in self._loader():
                     loss, out = self.train_step(batch)
                     self.step += 1
@@ -591,7 +662,15 @@ class Trainer:
                         self._log(loss, out, sps)
                         t_last, samples_since = now, 0
                     end_of_epoch = self.batch_in_epoch >= self.steps_per_epoch
-                    done = self.step >= self.total_steps
+                    out_of_time = stopped = self._out_of_time()
+                    done = self.step >= self.total_steps or out_of_time
+                    if out_of_time and self.is_main:
+                        logger.info(
+                            "train.max_minutes=%g reached at step %d of %d: stopping",
+                            tc.max_minutes,
+                            self.step,
+                            self.total_steps,
+                        )
                     if end_of_epoch:
                         self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                     if tc.val_every > 0 and (self.step % tc.val_every == 0 or done):
@@ -618,6 +697,7 @@ class Trainer:
             final_loss=last_loss,
             loss_history=self.history,
             val_history=self.val_history,
+            train_seconds=self._elapsed(),
         )
 
     def close(self) -> None:

@@ -118,6 +118,7 @@ class DatasetMetrics:
     per_joint_pa_mpjpe: dict[str, float]
     by_visibility: list[VisibilityBin]
     samples: SampleErrors | None = None
+    num_nonfinite: int = 0  # samples whose prediction was NaN/inf (their errors, and so the means, are NaN)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly dict (no per-sample arrays)."""
@@ -125,6 +126,7 @@ class DatasetMetrics:
             "dataset": self.label,
             "num_samples": self.num_samples,
             "num_skipped": self.num_skipped,
+            "num_nonfinite": self.num_nonfinite,
             "mpjpe": self.mpjpe,
             "pa_mpjpe": self.pa_mpjpe,
             "pve": self.pve,
@@ -183,6 +185,7 @@ def summarise(label: str, samples: SampleErrors, skipped: int, bins: Sequence[fl
         per_joint_pa_mpjpe={n: float(v) for n, v in zip(EVAL_JOINT_NAMES, per_joint_pa)},
         by_visibility=by_vis,
         samples=samples,
+        num_nonfinite=int(np.isnan(samples.mpjpe).sum()),
     )
 
 
@@ -213,7 +216,8 @@ class Evaluator:
         """Errors of one batch (samples with GT parameters) and the number skipped."""
         net = unwrap_model(model)
         body = net.body
-        out = net(batch.inputs)
+        # parameters only (no body model inside, which would refuse NaN): the same values as forward()
+        out = net.predict(batch.inputs) if hasattr(net, "predict") else net(batch.inputs)
         t = batch.targets
         keep = t.has_fit > 0.5
         n_skip = int((~keep).sum())
@@ -227,9 +231,23 @@ class Evaluator:
                 f"{body.num_shape} shape values); evaluate with the body model the dataset was made with "
                 "(body.kind)"
             )
-        pred = body(out.pose_rotmat[idx].float(), out.shape[idx].float())
+        pred_pose, pred_betas = out.pose_rotmat[idx].float(), out.shape[idx].float()
+        # A network that outputs NaN/inf: those samples get NaN errors (counted and reported as non-finite
+        # predictions); the body model runs on a placeholder for them, so the others are still evaluated.
+        finite = torch.isfinite(pred_pose).flatten(1).all(1) & torch.isfinite(pred_betas).flatten(1).all(1)
+        if not bool(finite.all()):
+            keep_f = finite[:, None]
+            pred_pose = torch.where(
+                keep_f[..., None, None], pred_pose, body.rest_pose(len(idx), pred_pose.device)
+            )
+            pred_betas = torch.where(keep_f, pred_betas, body.default_shape(len(idx), pred_betas.device))
+        pred = body(pred_pose, pred_betas)
         pred_h36m = body.joints(pred, "h36m17")
         pred_pelvis = body.joints(pred, "jotr30")[:, PELVIS_30]
+        finite &= torch.isfinite(pred.vertices).flatten(1).all(1) & torch.isfinite(pred_h36m).flatten(1).all(
+            1
+        )
+        nan_unless_finite = torch.where(finite, 0.0, torch.nan)  # (n,) 0 or NaN, added to each error
         gt_rot = roma.rotvec_to_rotmat(t.pose_aa[idx].float())
         gt_shape = t.shape[idx].float()
         genders = [batch.meta.gender[i] if i < len(batch.meta.gender) else "neutral" for i in idx.tolist()]
@@ -245,8 +263,8 @@ class Evaluator:
             gt_pelvis[sel] = gb.joints(gout, "jotr30")[:, PELVIS_30]
         p14 = M.root_relative(pred_h36m, H36M_ROOT)[:, list(H36M_EVAL_14)]
         g14 = M.root_relative(gt_h36m, H36M_ROOT)[:, list(H36M_EVAL_14)]
-        joint_err = M.per_joint_error(p14, g14)
-        joint_err_pa = M.per_joint_error(M.similarity_procrustes(p14, g14), g14)
+        joint_err = M.per_joint_error(p14, g14) + nan_unless_finite[:, None]
+        joint_err_pa = M.per_joint_error(M.similarity_procrustes(p14, g14), g14) + nan_unless_finite[:, None]
         vis = batch.meta.visible_fraction[idx].float()
         ids = [batch.meta.sample_id[i] for i in idx.tolist()]
         res = SampleErrors(
@@ -254,7 +272,10 @@ class Evaluator:
             sample_id=ids,
             mpjpe=joint_err.mean(-1).cpu().double().numpy(),
             pa_mpjpe=joint_err_pa.mean(-1).cpu().double().numpy(),
-            pve=M.pve(pred.vertices, gt_verts, pred_pelvis, gt_pelvis).cpu().double().numpy(),
+            pve=(M.pve(pred.vertices, gt_verts, pred_pelvis, gt_pelvis) + nan_unless_finite)
+            .cpu()
+            .double()
+            .numpy(),
             joint_err=joint_err.cpu().double().numpy(),
             joint_err_pa=joint_err_pa.cpu().double().numpy(),
             visible_fraction=vis.cpu().double().numpy(),
@@ -297,6 +318,14 @@ class Evaluator:
         metrics = summarise(label, samples, total_skipped, self.cfg.eval.visibility_bins)
         if total_skipped:
             logger.warning("%s: %d sample(s) without GT body parameters were skipped", label, total_skipped)
+        if metrics.num_nonfinite:
+            logger.warning(
+                "%s: the network's predictions are NaN/inf for %d of %d sample(s); their errors and the "
+                "means are NaN (a diverged or corrupt checkpoint?)",
+                label,
+                metrics.num_nonfinite,
+                metrics.num_samples,
+            )
         return metrics
 
 
@@ -349,7 +378,12 @@ def evaluate(
     from jotr.engine.checkpoint import checkpoint_config, load_checkpoint, load_state_strict
     from jotr.evaluation.report import write_report
     from jotr.models import build_model
+    from jotr.utils.io import check_writable_dir, clean_stale_temporaries
 
+    report_dir = Path(out_dir if out_dir is not None else cfg.eval.out_dir)
+    if write and jd.launched_rank() == 0:  # refuse an unusable output folder before doing the work
+        check_writable_dir(report_dir, "evaluation output folder")
+        clean_stale_temporaries(report_dir)
     info = jd.setup(cfg.train.device)
     try:
         ckpt = load_checkpoint(checkpoint)
@@ -386,11 +420,7 @@ def evaluate(
         results = {label: evaluator.evaluate_dataset(model, ds, label) for label, ds in objects.items()}
         result = EvalResult(datasets=results, checkpoint=str(checkpoint), step=int(ckpt.get("step", 0)))
         if write and info.is_main:
-            result.files = write_report(
-                result,
-                Path(out_dir if out_dir is not None else cfg.eval.out_dir),
-                save_per_sample=cfg.eval.save_per_sample,
-            )
+            result.files = write_report(result, report_dir, save_per_sample=cfg.eval.save_per_sample)
         return result
     finally:
         jd.cleanup(info)

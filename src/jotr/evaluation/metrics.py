@@ -42,11 +42,18 @@ def mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
 def similarity_procrustes(pred: Tensor, gt: Tensor) -> Tensor:
     """Align ``pred`` to ``gt`` with the best scale, proper rotation and translation (Umeyama).
 
-    (B, N, 3) x2 -> (B, N, 3).
+    (B, N, 3) x2 -> (B, N, 3). A sample with a NaN/inf in ``pred`` or ``gt`` gives NaN (the SVD never sees
+    it, so one broken prediction cannot make the whole batch fail).
     """
     _check(pred, gt)
     dtype = pred.dtype
     X, Y = pred.double(), gt.double()
+    finite = (torch.isfinite(X).all(dim=2).all(dim=1) & torch.isfinite(Y).all(dim=2).all(dim=1))[
+        :, None, None
+    ]
+    all_finite = bool(finite.all())
+    if not all_finite:
+        X, Y = torch.where(finite, X, 0.0), torch.where(finite, Y, 0.0)
     mu_x, mu_y = X.mean(1, keepdim=True), Y.mean(1, keepdim=True)
     X0, Y0 = X - mu_x, Y - mu_y
     var_x = (X0**2).sum(dim=(1, 2))
@@ -58,6 +65,8 @@ def similarity_procrustes(pred: Tensor, gt: Tensor) -> Tensor:
     R = V @ D @ U.transpose(1, 2)  # rotation taking X0 to Y0
     scale = (S * torch.diagonal(D, dim1=1, dim2=2)).sum(-1) / var_x.clamp(min=1e-12)
     aligned = scale[:, None, None] * (X0 @ R.transpose(1, 2)) + mu_y
+    if not all_finite:
+        aligned = torch.where(finite, aligned, torch.nan)
     return aligned.to(dtype)
 
 

@@ -27,6 +27,13 @@ def format_table(result: EvalResult) -> str:
             (label, str(m.num_samples), _fmt(m.mpjpe), _fmt(m.pa_mpjpe), _fmt(m.pve), str(m.num_skipped))
         )
     lines = [_render(rows), "(mm; MPJPE/PA-MPJPE on 14 H36M joints, PVE after pelvis alignment)"]
+    for label, m in result.datasets.items():
+        bad = getattr(m, "num_nonfinite", 0)
+        if bad:
+            lines.append(
+                f"WARNING {label}: the network's predictions are NaN/inf for {bad} of {m.num_samples} "
+                "samples; their errors and the means are undefined ('-')"
+            )
     vis_rows = [("dataset", "visible", "N", "MPJPE", "PA-MPJPE", "PVE")]
     for label, m in result.datasets.items():
         for b in m.by_visibility:

@@ -27,9 +27,15 @@ from jotr.inference.predictor import PersonResult
 @contextlib.contextmanager
 def staged_dir(final: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces ``final`` (an old ``final`` is removed)."""
+    from jotr.utils.io import make_parents, remove_if_empty, temp_prefix
+
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    created = make_parents(final.parent)
+    try:  # host-pid in the name: jotr.utils.io.clean_stale_temporaries removes it after a kill
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".partial", dir=final.parent))
+    except BaseException:
+        remove_if_empty(created)
+        raise
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(tmp, 0o777 & ~mask)  # mkdtemp creates 0700; the final folder gets normal permissions
@@ -37,10 +43,11 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_if_empty(created)
         raise
     old = None
     if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        old = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".old", dir=final.parent))
         os.replace(final, old / final.name)
     try:
         os.replace(tmp, final)

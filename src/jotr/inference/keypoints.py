@@ -9,7 +9,9 @@ Formats (``K`` joints, each row ``x, y, confidence`` in original image pixels):
 ``body25``      OpenPose BODY_25 (OpenPose-18 plus a mid-hip and six foot points).
 ``jotr30``      JOTR's input set itself (``jotr.body.joint_sets.JOTR30``).
 
-Joints that a format lacks get confidence 0 (the network sees them as missing). Two joints are derived as the
+Joints that a format lacks get confidence 0 (the network sees them as missing), and so does a negative
+confidence; NaN/inf, confidences above ``MAX_CONFIDENCE`` and coordinates beyond ``MAX_COORDINATE`` px are
+an :class:`InputError`. Two joints are derived as the
 official code does when the format has no such joint: the pelvis = mean of the hips and the neck = mean of the
 shoulders, each with the product of the two confidences."""
 
@@ -52,10 +54,14 @@ FORMAT_ALIASES = {
 DERIVED = {"Pelvis": ("L_Hip", "R_Hip"), "Neck": ("L_Shoulder", "R_Shoulder")}
 
 CONFIDENCE_THRESHOLD = 0.05  # official test protocol: a joint is valid if its confidence exceeds this
+MAX_CONFIDENCE = 1e3  # larger values are not confidences (COCO visibility flags are 0/1/2, scores ~[0, 1])
+MAX_COORDINATE = 1e7  # |x|, |y| beyond this many pixels is corrupt data, not a position
 
 
 def canonical_format(fmt: str | None, num_joints: int | None = None) -> str:
     """Normalise a format name, or infer it from the joint count when ``fmt`` is None / "auto"."""
+    if fmt is not None and not isinstance(fmt, str):
+        raise InputError(f"keypoint format must be a name such as 'coco17', got {fmt!r}")
     if fmt is None or fmt == "auto":
         if num_joints is None or num_joints not in FORMAT_BY_COUNT:
             raise InputError(
@@ -83,12 +89,15 @@ def to_jotr30(keypoints: np.ndarray, fmt: str | None = None, *, name: str = "key
     """(K, 3) or (K, 2) keypoints in ``fmt`` (inferred from K if None) -> (30, 3) jotr30 ``x, y, confidence``.
 
     Non-finite values are an :class:`InputError` naming ``name`` (missing joints must have confidence 0)."""
-    kps = np.asarray(keypoints, dtype=np.float64)
+    kps = as_float_array(keypoints, name, "keypoints").copy()
     if kps.ndim != 2 or kps.shape[1] not in (2, 3):
         raise InputError(f"{name}: expected a (K, 3) array of x, y, confidence, got shape {kps.shape}")
     if kps.shape[1] == 2:
         kps = np.concatenate([kps, np.ones((len(kps), 1))], axis=1)
-    fmt = canonical_format(fmt, len(kps))
+    try:
+        fmt = canonical_format(fmt, len(kps))
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
     expected = len(FORMAT_NAMES[fmt])
     if len(kps) != expected:
         raise InputError(f"{name}: format {fmt} has {expected} joints, got {len(kps)}")
@@ -97,6 +106,14 @@ def to_jotr30(keypoints: np.ndarray, fmt: str | None = None, *, name: str = "key
         raise InputError(
             f"{name}: joints {bad} contain NaN/inf (mark missing joints with confidence 0 instead)"
         )
+    # A negative confidence means "missing" (as 0); it must not turn valid in a derived joint's product.
+    kps[:, 2] = np.maximum(kps[:, 2], 0.0)
+    if (kps[:, 2] > MAX_CONFIDENCE).any():
+        bad = np.flatnonzero(kps[:, 2] > MAX_CONFIDENCE).tolist()
+        raise InputError(f"{name}: joints {bad} have confidences above {MAX_CONFIDENCE:g}, not a confidence")
+    if (np.abs(kps[:, :2]) > MAX_COORDINATE).any():
+        bad = np.flatnonzero((np.abs(kps[:, :2]) > MAX_COORDINATE).any(axis=1)).tolist()
+        raise InputError(f"{name}: joints {bad} have coordinates beyond {MAX_COORDINATE:g} px")
     out = np.zeros((len(JOTR30), 3))
     for i_src, i_dst in conversion_table(fmt):
         out[i_dst] = kps[i_src]
@@ -122,22 +139,87 @@ class PersonKeypoints:
     score: float = math.nan  # detector score, if any
 
 
+MAX_JSON_BYTES = 512 * 2**20  # a keypoint file larger than this is refused (not read into memory)
+
+
+def as_float_array(values: Any, name: str, what: str) -> np.ndarray:
+    """``values`` (array or nested lists of real numbers) -> float64 array; InputError naming ``name`` for
+    strings, booleans, None, ragged lists or other objects (numpy would parse ``"1.5"`` or ``True``)."""
+    if not isinstance(values, (list, tuple)) and hasattr(values, "__array__"):  # torch tensors, numpy scalars
+        values = np.asarray(values)
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iuf":
+            raise InputError(f"{name}: {what} must be numbers, got an array of {values.dtype}")
+        return values.astype(np.float64)
+    if isinstance(values, (str, bytes, bool)) or values is None:
+        raise InputError(f"{name}: {what} must be numbers, got {_short(values)}")
+    try:
+        arr = np.asarray(values, dtype=object)
+    except (ValueError, TypeError) as exc:  # ragged nesting
+        raise InputError(f"{name}: {what} must be a regular list of numbers ({exc})") from None
+    flat = arr.reshape(-1)
+    for v in flat:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise InputError(f"{name}: {what} must be numbers, got {_short(v)} in {_short(values)}")
+    try:
+        return arr.astype(np.float64)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"{name}: {what} must be numbers ({exc})") from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise InputError(f"keypoint file {path} is too large ({size} bytes > {MAX_JSON_BYTES})")
+        return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise InputError(f"keypoint file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"keypoint file {path} is not valid JSON: {exc}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        if isinstance(exc, RecursionError):
+            reason = "nested too deeply"
+        raise InputError(f"keypoint file {path} is not valid JSON: {reason}") from None
 
 
 def _flat_keypoints(values: Any, where: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise InputError(f"{where}: keypoints must be a list of numbers, got {_short(values)}")
+    arr = as_float_array(values, where, "keypoints").reshape(-1)
     if arr.size % 3 != 0 or arr.size == 0:
         raise InputError(
             f"{where}: keypoints must be a flat list of x, y, confidence triplets, got {arr.size} numbers"
         )
     return arr.reshape(-1, 3)
+
+
+def _box(value: Any, where: str) -> np.ndarray | None:
+    """A file's ``bbox`` entry: None when absent, else 4 finite numbers x, y, w, h (InputError otherwise)."""
+    if value is None:
+        return None
+    box = as_float_array(value, where, "bbox")
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise InputError(f"{where}: bbox must be 4 finite numbers x, y, w, h, got {_short(value)}")
+    return box
+
+
+def _score(value: Any, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{where}: score must be a number, got {_short(value)}")
+    return float(value)
+
+
+def _image_ref(value: Any, where: str, what: str = "image_id") -> str | int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InputError(f"{where}: {what} must be a number or a string, got {_short(value)}")
+    return value
 
 
 def _image_key(image_id: Any) -> str:
@@ -154,11 +236,17 @@ def parse_coco_keypoints(
     Use :func:`match_image` to look up an image path."""
     names: dict[Any, str] = {}
     if isinstance(data, Mapping):
-        if "annotations" not in data:
+        if "annotations" not in data or not isinstance(data["annotations"], list):
             raise InputError(f"{path}: a COCO JSON object needs an 'annotations' list")
-        for img in data.get("images", []):
+        images = data.get("images", [])
+        if not isinstance(images, list):
+            raise InputError(f"{path}: 'images' must be a list")
+        for i, img in enumerate(images):
             if isinstance(img, Mapping) and "id" in img and "file_name" in img:
-                names[img["id"]] = str(img["file_name"])
+                where = f"{path} images[{i}]"
+                names[_image_ref(img["id"], where, "id")] = str(
+                    _image_ref(img["file_name"], where, "file_name")
+                )
         entries = data["annotations"]
     elif isinstance(data, list):
         entries = data
@@ -169,12 +257,15 @@ def parse_coco_keypoints(
         where = f"{path} entry {i}"
         if not isinstance(entry, Mapping) or "keypoints" not in entry or "image_id" not in entry:
             raise InputError(f"{where}: needs 'image_id' and 'keypoints'")
+        image_id = _image_ref(entry["image_id"], where)
         kps = _flat_keypoints(entry["keypoints"], where)
-        f = canonical_format(fmt, len(kps))
-        box = entry.get("bbox")
-        box_arr = np.asarray(box, dtype=np.float64) if box is not None and len(box) == 4 else None
-        score = float(entry.get("score", math.nan))
-        key = names.get(entry["image_id"], _image_key(entry["image_id"]))
+        try:
+            f = canonical_format(fmt, len(kps))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        box_arr = _box(entry.get("bbox"), where)
+        score = _score(entry.get("score"), where)
+        key = names.get(image_id, _image_key(image_id))
         out.setdefault(key, []).append(PersonKeypoints(kps, f, box_arr, score))
     return out
 
@@ -184,7 +275,7 @@ def parse_openpose(
 ) -> list[PersonKeypoints]:
     """One OpenPose JSON (``{"people": [{"pose_keypoints_2d": [...]}, ...]}``) -> persons (BODY_25 or
     COCO-18)."""
-    if not isinstance(data, Mapping) or "people" not in data:
+    if not isinstance(data, Mapping) or not isinstance(data.get("people"), list):
         raise InputError(f"{path}: an OpenPose JSON needs a 'people' list")
     people = []
     for i, person in enumerate(data["people"]):
@@ -192,7 +283,10 @@ def parse_openpose(
         if not isinstance(person, Mapping) or "pose_keypoints_2d" not in person:
             raise InputError(f"{where}: needs 'pose_keypoints_2d'")
         kps = _flat_keypoints(person["pose_keypoints_2d"], where)
-        f = canonical_format(fmt, len(kps)) if fmt else {25: "body25", 18: "openpose18"}.get(len(kps))
+        try:
+            f = canonical_format(fmt, len(kps)) if fmt else {25: "body25", 18: "openpose18"}.get(len(kps))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
         if f is None:
             raise InputError(
                 f"{where}: {len(kps)} keypoints; OpenPose JSON must hold BODY_25 (25) or COCO-18 (18)"

@@ -41,13 +41,15 @@ from jotr.geometry.boxes import apply_affine, box_from_keypoints, crop_transform
 from jotr.geometry.camera import VirtualCamera, project_points
 from jotr.geometry.coords import px_to_hm
 from jotr.geometry.rotations import rotmat_to_aa
-from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, to_jotr30
+from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, as_float_array, to_jotr30
 from jotr.structures import Inputs
 
 logger = logging.getLogger(__name__)
 
 KEYPOINT_BOX_EXTEND = 1.2  # tight box of the valid keypoints, enlarged (official test protocol)
 CROP_BOX_SCALE = 1.1  # square box enlargement before cropping (official test protocol)
+MIN_BOX_PX = 2.0  # smallest square crop box side (image px); below it nothing of a person is visible
+MAX_BOX_IMAGE_RATIO = 10.0  # largest crop box side / max(W, H): beyond it the depth estimate is meaningless
 
 
 @dataclass
@@ -106,11 +108,63 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    except (cv2.error, MemoryError) as exc:  # e.g. a header claiming more pixels than OpenCV's limit
+        reason = " ".join(str(exc).split())[-200:] or type(exc).__name__
+        raise InputError(f"cannot read image {path}: too large or corrupt ({reason})") from None
     if img is None:
         raise InputError(f"cannot read image {path}: not a valid image file (corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a torch.device, or InputError when it is malformed or not available here."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(f"invalid device {device!r} (expected cpu, cuda or cuda:N): {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r}: CUDA is not available in this PyTorch build / machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    elif dev.type not in ("cpu", "meta"):
+        backend = getattr(torch.backends, dev.type, None)
+        available = getattr(backend, "is_available", None)
+        if not (callable(available) and available()):
+            raise InputError(f"device {device!r} is not available here (use cpu or cuda)")
+    return dev
+
+
+def _intrinsics(
+    focal: Any, princpt: Any, default_focal: tuple[float, float], default_pp: tuple[float, float], name: str
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Validated ``focal`` (positive, one or two numbers) and ``princpt`` (two finite numbers)."""
+
+    def pair(value: Any, what: str) -> tuple[float, float]:
+        arr = as_float_array(value, name, what).reshape(-1)
+        if arr.size not in (1, 2):
+            raise InputError(f"{name}: {what} must be one or two numbers, got {value!r}")
+        return float(arr[0]), float(arr[-1])
+
+    fx, fy = default_focal
+    cx, cy = default_pp
+    if focal is not None:
+        fx, fy = pair(focal, "focal")
+        if not (fx > 0 and fy > 0 and math.isfinite(fx) and math.isfinite(fy)):
+            raise InputError(f"{name}: focal must be positive and finite, got {focal!r}")
+    if princpt is not None:
+        pp = pair(princpt, "princpt")
+        if np.asarray(princpt).size != 2 or not all(math.isfinite(v) for v in pp):
+            raise InputError(f"{name}: princpt must be two finite numbers cx, cy, got {princpt!r}")
+        cx, cy = pp
+    return (fx, fy), (cx, cy)
 
 
 def as_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -163,7 +217,7 @@ def crop_camera_to_image(
 class JOTRPredictor:
     """Batched JOTR inference on full images.
 
-    >>> predictor = JOTRPredictor.from_checkpoint("demo_small.pt")
+    >>> predictor = JOTRPredictor.from_pretrained()  # the shipped model; or .from_checkpoint("run/best.pt")
     >>> results = predictor.predict(image_rgb, [PersonInput(keypoints=coco17_kps)])
     """
 
@@ -179,8 +233,9 @@ class JOTRPredictor:
         self.cfg = cfg
         self.bf16 = bf16  # run the network under bfloat16 autocast (CPU or CUDA); heads and body stay fp32
         self.model = model.eval()
+        device = check_device(device)
         if device is not None:
-            self.model.to(torch.device(device))
+            self.model.to(device)
         mc = cfg.model
         self.input_size = int(mc.input_size)
         self.heatmap_size = int(mc.heatmap_size)
@@ -206,7 +261,29 @@ class JOTRPredictor:
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = check_device(device)  # before loading the checkpoint
         model, cfg = load_model(path, device=device, overrides=overrides)
+        return cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device | None = None,
+        *,
+        overrides: Sequence[str] = (),
+        full_mesh: bool = True,
+        bf16: bool = False,
+    ) -> JOTRPredictor:
+        """The model shipped with jotr (``jotr/weights/jotr_anny_small.safetensors``, Anny body; see
+        docs/model_card.md), or another file in that format at ``path``. Strict load, float16 -> float32.
+        ``device`` None = CUDA when available, else CPU. A missing file is a CheckpointError with a hint."""
+        from jotr.weights import load_shipped_model
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = check_device(device)  # before loading the weights
+        model, cfg = load_shipped_model(path, device=device, overrides=overrides)
         return cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
 
     @property
@@ -257,24 +334,35 @@ class JOTRPredictor:
             kps30 = to_jotr30(person.keypoints, person.keypoint_format, name=f"{name} keypoints")
         box = None
         if kps30 is not None:
-            box = box_from_keypoints(kps30[:, :2], kps30[:, 2], CONFIDENCE_THRESHOLD, KEYPOINT_BOX_EXTEND)
-        if box is None and person.box_xywh is not None:
-            box = np.asarray(person.box_xywh, dtype=np.float64).reshape(-1)
-            if box.shape != (4,) or not np.isfinite(box).all():
+            # absurd coordinates overflow to inf: caught below as a non-finite box
+            with np.errstate(over="ignore", invalid="ignore"):
+                box = box_from_keypoints(kps30[:, :2], kps30[:, 2], CONFIDENCE_THRESHOLD, KEYPOINT_BOX_EXTEND)
+        given_box = None
+        if person.box_xywh is not None:  # type-checked even when the keypoints give the box
+            given_box = as_float_array(person.box_xywh, name, "box").reshape(-1)
+            if given_box.shape != (4,) or not np.isfinite(given_box).all():
                 raise InputError(f"{name}: box must be 4 finite numbers x, y, w, h, got {person.box_xywh!r}")
+        if box is None and given_box is not None:
+            box = given_box
             if box[2] <= 0 or box[3] <= 0:
                 raise InputError(f"{name}: box has zero or negative size (w={box[2]:g}, h={box[3]:g})")
         if box is None:
             raise InputError(
                 f"{name}: needs a box or at least two keypoints with confidence > {CONFIDENCE_THRESHOLD}"
             )
-        sq = square_box(box, scale=CROP_BOX_SCALE, aspect=1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq = square_box(box, scale=CROP_BOX_SCALE, aspect=1.0)
         if sq[2] <= 0 or not np.isfinite(sq).all():
             raise InputError(f"{name}: the person's box is empty")
+        if sq[2] < MIN_BOX_PX or sq[2] > MAX_BOX_IMAGE_RATIO * max(W, H):
+            raise InputError(
+                f"{name}: the person's box ({sq[2]:.4g} px square) must be {MIN_BOX_PX:g} px to "
+                f"{MAX_BOX_IMAGE_RATIO:g}x the {W}x{H} image (box {_fmt_box(box)})"
+            )
         x0, y0, x1, y1 = sq[0], sq[1], sq[0] + sq[2], sq[1] + sq[3]
         if x1 <= 0 or y1 <= 0 or x0 >= W or y0 >= H:
             raise InputError(
-                f"{name}: the person is entirely outside the {W}x{H} image (box {np.round(box, 1).tolist()})"
+                f"{name}: the person is entirely outside the {W}x{H} image (box {_fmt_box(box)})"
             )
         S = self.input_size
         M = crop_transform((x0 + sq[2] / 2, y0 + sq[3] / 2), sq[2], S)
@@ -313,15 +401,9 @@ class JOTRPredictor:
         name = name or "image"
         img = as_rgb_float(image, name)
         H, W = img.shape[:2]
-        (fx, fy), (cx, cy) = default_intrinsics(W, H)
-        if focal is not None:
-            fx, fy = (
-                (float(focal), float(focal)) if np.isscalar(focal) else (float(focal[0]), float(focal[1]))
-            )
-            if not (fx > 0 and fy > 0 and math.isfinite(fx) and math.isfinite(fy)):
-                raise InputError(f"{name}: focal must be positive, got {focal!r}")
-        if princpt is not None:
-            cx, cy = float(princpt[0]), float(princpt[1])
+        (fx, fy), (cx, cy) = _intrinsics(focal, princpt, *default_intrinsics(W, H), name)
+        if isinstance(people, (str, bytes, Mapping, PersonInput)) or not hasattr(people, "__iter__"):
+            raise InputError(f"{name}: people must be a list of persons, got {type(people).__name__}")
 
         results: list[PersonResult] = []
         prepared: list[tuple[int, _Prepared]] = []
@@ -407,6 +489,10 @@ class JOTRPredictor:
         return out.vertices - root + root_cam[:, None], joints - root + root_cam[:, None]
 
 
+def _fmt_box(box: np.ndarray) -> str:
+    return "[" + ", ".join(f"{float(v):.5g}" for v in box) + "]"
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
@@ -420,7 +506,7 @@ def _as_person(person: PersonInput | Mapping | np.ndarray, name: str) -> PersonI
             raise InputError(f"{name}: unknown person fields {sorted(unknown)}")
         return PersonInput(**person)
     if isinstance(person, (np.ndarray, list, tuple)):
-        return PersonInput(keypoints=np.asarray(person, dtype=np.float64))
+        return PersonInput(keypoints=as_float_array(person, name, "keypoints"))
     raise InputError(
         f"{name}: expected PersonInput, a dict or a (K, 3) keypoint array, got {type(person).__name__}"
     )

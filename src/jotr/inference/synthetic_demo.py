@@ -2,8 +2,10 @@
 scene with known ground truth -> JOTRPredictor -> overlay, meshes, parameters and MPJPE / PA-MPJPE / PVE.
 
 No licensed file and no download: the body model is Anny, the scene comes from ``jotr.synth`` and the
-checkpoint from the project's own training code. When no checkpoint is given, :func:`ensure_demo_checkpoint`
-uses ``${JOTR_CACHE:-.cache/jotr}/demo_small.pt`` or creates it (see docs/demo.md):
+network is, by default, the model shipped with jotr (``JOTRPredictor.from_pretrained()``, trained with the
+project's own ``jotr train``; docs/model_card.md). Only with ``--train-demo-model`` (the demo before a model
+shipped) :func:`ensure_demo_checkpoint` uses ``${JOTR_CACHE:-.cache/jotr}/demo_small.pt`` or creates it (see
+docs/demo.md):
 
 1. ``jotr.synth.writer.write_split`` renders a small training set (families ``oc`` and ``pc``, seeds
    :data:`TRAIN_SEED` and :data:`TRAIN_SEED` + 1); 2.

@@ -96,19 +96,26 @@ class Criterion(nn.Module):
         hm = self.heatmap_size
         joints = out.joints_final_unit  # (B, 15, 3) unit cube
         gt_ok = t.joints_trunc * t.joints_valid  # (B, 30) annotated and inside the crop
+        cfg = self.cfg
+        pose_fn = R.pose_rotmat_loss if cfg.pose_loss == "rotmat" else R.pose_loss
         terms: dict[str, Tensor] = {
             "joint_img": R.joint_img_loss(joints, t.joints_hm, gt_ok, t.is_3d, hm),
             "fit_joint_img": R.joint_img_loss(
                 joints, t.fit_joints_hm, t.fit_joints_trunc * t.has_fit[:, None], None, hm
             ),
-            "pose": R.pose_loss(out.pose_rotmat, t.pose_aa, t.has_fit, self.pose_mask),
+            "pose": pose_fn(out.pose_rotmat, t.pose_aa, t.has_fit, self.pose_mask),
             "shape": R.shape_loss(out.shape, t.shape, t.has_fit),
             "joint_proj": R.joint_proj_loss(out.joints_proj_hm, t.joints_hm, gt_ok, hm),
             "joint_cam": R.joint_cam_loss(
-                out.joints_cam, t.joints_cam, t.joints_valid, t.is_3d, self.cfg.joint_cam_scale
+                out.joints_cam, t.joints_cam, t.joints_valid, t.is_3d, cfg.joint_cam_scale
             ),
         }
-        weighted, weights = self.weighting(terms)
+        # Fixed multipliers (loss.<term>_weight, 1 = the paper) go in before the learned weighting; the
+        # logged ``terms`` stay unscaled. A term with multiplier 0 is left out of the total.
+        scaled = {k: v * getattr(cfg, f"{k}_weight") for k, v in terms.items()}
+        weighted, weights = self.weighting(scaled)
+        for k in terms:
+            weights[k] = weights[k] * getattr(cfg, f"{k}_weight")
 
         if self.cfg.use_contrastive:
             c = joint_contrastive_losses(

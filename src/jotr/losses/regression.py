@@ -28,7 +28,7 @@ from torch import Tensor
 
 from jotr.body.joint_sets import JOTR15_FROM_30
 from jotr.geometry.coords import hm_to_unit
-from jotr.geometry.rotations import rotmat_to_aa
+from jotr.geometry.rotations import aa_to_rotmat, rotmat_to_aa
 
 REFERENCE_HEATMAP_SIZE = 64  # grid of the official code, in which its scale factors are written
 JOINT_IMG_SCALE = 1.0  # official (1/64) per 64-grid cell = 1 per unit-cube side
@@ -71,6 +71,17 @@ def pose_loss(pose_rotmat: Tensor, target_aa: Tensor, has_fit: Tensor, joint_mas
     pred_aa = rotmat_to_aa(pose_rotmat)  # (B, J, 3)
     mask = (has_fit > 0).to(pred_aa.dtype)[:, None, None] * joint_mask.to(pred_aa.dtype)[None, :, None]
     return masked_l1(pred_aa, target_aa, mask)
+
+
+def pose_rotmat_loss(pose_rotmat: Tensor, target_aa: Tensor, has_fit: Tensor, joint_mask: Tensor) -> Tensor:
+    """Rotation-matrix L1 (mean over the 9 entries of every supervised joint). pose_rotmat: (B, J, 3, 3);
+    target_aa: (B, J, 3) axis-angle; has_fit: (B,); joint_mask: (J,). Smooth at 180 degrees, unlike
+    :func:`pose_loss`."""
+    target = aa_to_rotmat(target_aa.to(pose_rotmat.dtype))  # (B, J, 3, 3)
+    mask = (has_fit > 0).to(pose_rotmat.dtype)[:, None, None, None] * joint_mask.to(pose_rotmat.dtype)[
+        None, :, None, None
+    ]
+    return masked_l1(pose_rotmat, target, mask)
 
 
 def shape_loss(shape: Tensor, target: Tensor, has_fit: Tensor) -> Tensor:

@@ -4,6 +4,8 @@ outputs, same :class:`~jotr.structures.JOTROutput`, so the criterion, trainer an
 * :class:`JOTR2DOnly` -- JOTR without the 3D branch: no lifted volume, no 3D encoder, no joint sampling. The
   coarse-to-fine decoder attends to the 2D encoder's tokens in every layer; its joint tokens still predict
   the 15 query joints layer by layer (their supervision is unchanged).
+* :class:`KeypointLifter` -- the keypoint-only baseline of issue 14 (Martinez et al. 2017 style): an MLP on
+  the normalised input 2D keypoints (no image) -> the same body parameters, camera and 15 query joints.
 * :class:`AvgFeatReg` -- an HMR-style baseline: globally averaged backbone features (after the same Pose2Feat
   early fusion of the 2D pose) -> an MLP with iterative error feedback that regresses the same body
   parameters, the camera and the 15 query joints (the joints only feed the joint-image loss).
@@ -29,13 +31,13 @@ from jotr.body.base import BodyModel, rest_pose_rotmat
 from jotr.errors import InputError
 from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
-from jotr.models.jotr import JOTR, ParameterPrediction
+from jotr.models.jotr import JOTR, ParameterPrediction, drop_joints, normalised_keypoints
 from jotr.structures import Inputs
 
 logger = logging.getLogger(__name__)
 
-Architecture = Literal["jotr", "jotr_2d_only", "avgfeat"]
-ARCHITECTURES: tuple[str, ...] = ("jotr", "jotr_2d_only", "avgfeat")
+Architecture = Literal["jotr", "jotr_2d_only", "avgfeat", "keypoint_lifter"]
+ARCHITECTURES: tuple[str, ...] = ("jotr", "jotr_2d_only", "avgfeat", "keypoint_lifter")
 
 # JOTR submodules / parameters / buffers that a variant does not use (removed after construction).
 _THREE_D_PARTS = ("lift", "lift_coord", "encoder_3d", "depth_exponent", "pos_3d")
@@ -99,7 +101,7 @@ class JOTR2DOnly(_VariantBase):
         _remove(self.decoder, ("sample_pos",))
 
     def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
-        feat = self._features(inputs, generator)
+        feat, _ = self._features(inputs, generator)
         tokens_2d = rearrange(self.input_proj(feat), "b c h w -> b (h w) c")  # (B, h*w, C)
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
         memory = self.encoder_2d(tokens_2d, pos_2d)
@@ -158,12 +160,83 @@ class AvgFeatReg(_VariantBase):
         self.register_buffer("theta_init", init, persistent=False)  # (dim,) constant
 
     def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
-        feat = self._features(inputs, generator).mean(dim=(2, 3))  # (B, C_backbone) global average
+        feat = self._features(inputs, generator)[0].mean(dim=(2, 3))  # (B, C_backbone) global average
         with torch.autocast(device_type=inputs.image.device.type, enabled=False):
             feat = feat.float()
             theta = self.theta_init.expand(feat.shape[0], -1)
             for _ in range(self.iterations):
                 theta = theta + self.regressor(torch.cat([feat, theta], dim=-1))
+            root6d, pose6d, shape, cam, joint_logits = torch.split(theta, self.splits, dim=-1)
+            joints_unit = torch.sigmoid(joint_logits.reshape(-1, self.cfg.num_query_joints, 3))[None]
+            return self._assemble(root6d, pose6d, shape, cam, joints_unit)
+
+
+class _ResidualBlock(nn.Module):
+    """Martinez et al. 2017: x + (Linear-BN-ReLU-Dropout) x2."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, dim),
+            nn.BatchNorm1d(dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(dim, dim),
+            nn.BatchNorm1d(dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.net(x)
+
+
+class KeypointLifter(_VariantBase):
+    """Keypoint-only lifting baseline: the 30 input keypoints (crop coordinates in [-1, 1] and validity, the
+    same normalisation as JOTR's keypoint pathway) -> Linear -> ``blocks`` residual blocks -> Linear ->
+    ``theta = [root 6D, body 6D per joint, shape logits, camera, 15 joint logits]`` added to the rest-pose
+    parameters. Sees no image; trains and evaluates through the same criterion, trainer and evaluator.
+
+    Training-time joint dropping (``model.joint_mask_prob``) applies as in JOTR.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        body: BodyModel,
+        *,
+        pretrained: bool = True,
+        hidden: int = 1024,
+        blocks: int = 2,
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__(cfg, body, pretrained=False)
+        _remove(self, _THREE_D_PARTS + _TRANSFORMER_PARTS + ("backbone", "pose2feat", "keypoint_encoder"))
+        J, S, Q = self.num_pose_joints, self.num_shape, cfg.num_query_joints
+        self.splits = (6, 6 * (J - 1), S, 3, 3 * Q)  # root, body, shape, camera, joints
+        dim = sum(self.splits)
+        self.net = nn.Sequential(
+            nn.Linear(3 * cfg.num_input_joints, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            *[_ResidualBlock(hidden, dropout) for _ in range(blocks)],
+            nn.Linear(hidden, dim),
+        )
+        nn.init.xavier_uniform_(self.net[-1].weight, gain=0.01)  # start at the rest pose
+        nn.init.zeros_(self.net[-1].bias)
+        init = torch.zeros(dim)
+        init[: 6 * J] = rotmat_to_rot6d(rest_pose_rotmat(J)).reshape(-1)
+        self.register_buffer("theta_init", init, persistent=False)  # (dim,) constant
+
+    def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
+        self.check_inputs(inputs)
+        valid = inputs.keypoints_valid.float()
+        if self.training:
+            valid = drop_joints(valid, self.cfg.joint_mask_prob, generator)
+        kp = normalised_keypoints(inputs.keypoints_hm.float(), valid, self.cfg.heatmap_size)  # (B, 30, 3)
+        with torch.autocast(device_type=inputs.image.device.type, enabled=False):
+            theta = self.theta_init + self.net(kp.flatten(1))
             root6d, pose6d, shape, cam, joint_logits = torch.split(theta, self.splits, dim=-1)
             joints_unit = torch.sigmoid(joint_logits.reshape(-1, self.cfg.num_query_joints, 3))[None]
             return self._assemble(root6d, pose6d, shape, cam, joints_unit)
@@ -193,8 +266,8 @@ def build_variant(
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, architecture=architecture))
     if architecture == "jotr":
         return JOTR(cfg.model, body, pretrained=pretrained)
-    cls = JOTR2DOnly if architecture == "jotr_2d_only" else AvgFeatReg
+    cls = {"jotr_2d_only": JOTR2DOnly, "avgfeat": AvgFeatReg, "keypoint_lifter": KeypointLifter}[architecture]
     return cls(cfg.model, body, pretrained=pretrained)
 
 
-__all__ = ["ARCHITECTURES", "AvgFeatReg", "JOTR2DOnly", "build_variant"]
+__all__ = ["ARCHITECTURES", "AvgFeatReg", "JOTR2DOnly", "KeypointLifter", "build_variant"]

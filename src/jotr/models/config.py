@@ -41,13 +41,21 @@ class ModelConfig:
     attention: Literal["sdpa", "naive"] = "sdpa"
     # Network variant (jotr.models.baselines, the ablation of issue #10): the full JOTR network, JOTR
     # without the 3D branch (decoder attends to 2D tokens only), or the HMR-style AvgFeatReg baseline.
-    architecture: Literal["jotr", "jotr_2d_only", "avgfeat"] = "jotr"
+    architecture: Literal["jotr", "jotr_2d_only", "avgfeat", "keypoint_lifter"] = "jotr"
     # Initialisation of the regression heads (only matters when training from scratch; loaded checkpoints
     # overwrite it). "rest_pose": the cascade heads start with small weights (Xavier gain 0.01) and their
     # first layer's bias at an upright rest pose facing the camera (zero VPoser latent), zero shape (mid-range
     # Anny phenotypes / mean SMPL shape) and zero camera output, as HMR/SPIN start from mean parameters.
     # "default": PyTorch's nn.Linear initialisation (the official code), i.e. random initial rotations.
     head_init: Literal["rest_pose", "default"] = "rest_pose"
+    # Direct keypoint pathway (CPU recipe, issue 14; not in the paper, off in the paper config). The paper's
+    # network sees the 2D pose only as heatmaps fused into an ImageNet/2D-pose pretrained backbone; a
+    # from-scratch ResNet at 128 px needs far more samples than a CPU budget gives to read coordinates out of
+    # heatmaps. When on, the 30 input keypoints (crop coordinates in [-1, 1] and validity) also enter as 30
+    # tokens appended to the 2D encoder's input (position = a learned per-joint embedding), and an MLP over
+    # all of them (a keypoint lifter) sets the content of the 3 body queries. Heatmap fusion stays as is.
+    keypoint_tokens: bool = False
+    keypoint_mlp_dim: int = 512  # hidden width of the keypoint MLP (keypoint_tokens only)
 
     def __post_init__(self) -> None:
         if self.input_size % 32:

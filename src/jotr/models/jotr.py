@@ -24,7 +24,7 @@ from jotr.body.base import BodyModel, rest_pose_rotmat
 from jotr.body.joint_sets import SMPL24
 from jotr.errors import InputError
 from jotr.geometry.camera import VirtualCamera
-from jotr.geometry.coords import inverse_sigmoid, px_to_hm, unit_to_grid
+from jotr.geometry.coords import hm_to_unit, inverse_sigmoid, px_to_hm, unit_to_grid
 from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
 from jotr.models.resnet import (
@@ -102,6 +102,38 @@ class Pose2Feat(nn.Module):
         return F.relu(conv_bn(x, self.conv, self.bn), inplace=True)
 
 
+def normalised_keypoints(keypoints_hm: Tensor, valid: Tensor, heatmap_size: int) -> Tensor:
+    """(B, J, 2) heatmap cells + (B, J) validity -> (B, J, 3): x, y in [-1, 1] of the crop and the validity
+    flag; invalid or non-finite keypoints become (0, 0, 0)."""
+    keep = (valid > 0) & torch.isfinite(keypoints_hm).all(dim=-1)  # (B, J)
+    xy = hm_to_unit(keypoints_hm, heatmap_size) * 2.0 - 1.0
+    xy = torch.where(keep[..., None], xy, torch.zeros_like(xy))
+    return torch.cat([xy, keep[..., None].to(xy.dtype)], dim=-1)
+
+
+class KeypointEncoder(nn.Module):
+    """The direct keypoint pathway (``model.keypoint_tokens``): per-joint tokens for the 2D encoder and the
+    content of the body queries from an MLP over all keypoints (a 2D-to-3D lifter inside the network)."""
+
+    def __init__(self, num_joints: int, d_model: int, hidden: int) -> None:
+        super().__init__()
+        self.token = nn.Linear(3, d_model)
+        self.joint_embed = nn.Embedding(num_joints, d_model)  # position of each keypoint token
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * num_joints, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, NUM_BODY_TOKENS * d_model),
+        )
+
+    def forward(self, kp: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, J, 3) normalised keypoints -> (B, J, C) tokens, (B, 3, C) body-query content."""
+        tokens = self.token(kp)
+        body = self.mlp(kp.flatten(1)).reshape(kp.shape[0], NUM_BODY_TOKENS, -1)
+        return tokens, body
+
+
 class CascadeHead(nn.Module):
     """Cascade regression over the decoder layers (§1.9): ``out_0 = fc_0(h_0)``,
     ``out_l = out_{l-1} + fc_l([h_l, out_{l-1}])``."""
@@ -155,20 +187,23 @@ class CoarseToFineDecoder(nn.Module):
         self.joint_query_pos = nn.Embedding(self.num_joints, d)
 
     def forward(
-        self, memory: Tensor, memory_pos: Tensor, volume: Tensor | None, exponent: Tensor | None
+        self,
+        memory: Tensor,
+        memory_pos: Tensor,
+        volume: Tensor | None,
+        exponent: Tensor | None,
+        body_content: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """(B, M, C) 2D memory, (M, C) its pos, (B, C, D, H, W) volume, () depth exponent ->
-        (L, B, 3, C) normalised body tokens per layer, (L, B, 15, 3) joints per layer in the unit cube.
+        """(B, M, C) 2D memory, (M, C) its pos, (B, C, D, H, W) volume, () depth exponent, optional
+        (B, 3, C) content added to the body queries -> (L, B, 3, C) normalised body tokens per layer,
+        (L, B, 15, 3) joints per layer in the unit cube.
 
         ``volume=None`` (ablation without the 3D branch): the memory stays the 2D tokens in every layer."""
         B, _, d = memory.shape
-        tgt = torch.cat(
-            [
-                self.body_content.expand(B, NUM_BODY_TOKENS, d),
-                self.joint_content.expand(B, self.num_joints, d),
-            ],
-            1,
-        ).to(memory.dtype)
+        body = self.body_content.expand(B, NUM_BODY_TOKENS, d)
+        if body_content is not None:
+            body = body + body_content.to(body.dtype)
+        tgt = torch.cat([body, self.joint_content.expand(B, self.num_joints, d)], 1).to(memory.dtype)
         query_pos = torch.cat([self.body_query_pos, self.joint_query_pos.weight], dim=0)  # (18, C)
         pos_2d = memory_pos.expand(B, -1, -1)
         mem, mem_pos = memory, pos_2d
@@ -246,6 +281,9 @@ class JOTRNetwork(nn.Module):
         self.backbone = ResNet(cfg.backbone)
         c_feat = self.backbone.out_channels
         self.pose2feat = Pose2Feat(STEM_CHANNELS, cfg.num_input_joints)
+        self.keypoint_encoder = (
+            KeypointEncoder(cfg.num_input_joints, d, cfg.keypoint_mlp_dim) if cfg.keypoint_tokens else None
+        )
         # 2D tokens and encoder
         self.input_proj = nn.Conv2d(c_feat, d, 1)
         self.encoder_2d = Encoder(
@@ -336,9 +374,10 @@ class JOTRNetwork(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
 
-    def _features(self, inputs: Inputs, generator: torch.Generator | None) -> Tensor:
-        """(B, C_backbone, h, w) backbone features after Pose2Feat early fusion of the 2D-pose heatmaps
-        (inputs checked; training-only joint dropping drawn from ``generator``)."""
+    def _features(self, inputs: Inputs, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """(B, C_backbone, h, w) backbone features after Pose2Feat early fusion of the 2D-pose heatmaps, and
+        the (B, J) keypoint validity they were made with (inputs checked; training-only joint dropping drawn
+        from ``generator``)."""
         self.check_inputs(inputs)
         cfg = self.cfg
         image = inputs.image
@@ -350,14 +389,14 @@ class JOTRNetwork(nn.Module):
         )
         feat = self.backbone.stem(image)  # (B, 64, hm, hm)
         feat = self.pose2feat(feat, heatmaps)
-        return self.backbone.stages(feat)  # (B, C_backbone, h, w)
+        return self.backbone.stages(feat), valid  # (B, C_backbone, h, w), (B, J)
 
     def predict(self, inputs: Inputs, generator: torch.Generator | None = None) -> ParameterPrediction:
         """Image + 2D pose -> body parameters, camera and per-layer 3D joints (no body model)."""
         cfg = self.cfg
         image = inputs.image
         B, D, n = image.shape[0], cfg.volume_depth, self.feat_size
-        feat = self._features(inputs, generator)  # (B, C_backbone, h, w)
+        feat, valid = self._features(inputs, generator)  # (B, C_backbone, h, w), (B, 30) after dropping
 
         # 3D branch: lift, add depth anchors, 3D encoder -> V
         exponent = self.clamped_exponent()
@@ -379,10 +418,16 @@ class JOTRNetwork(nn.Module):
         )
         tokens_2d = rearrange(proj, "b c h w -> b (h w) c")  # (B, h*w, C)
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
+        body_content = None
+        if self.keypoint_encoder is not None:  # direct keypoint pathway (model.keypoint_tokens)
+            kp = normalised_keypoints(inputs.keypoints_hm.float(), valid, cfg.heatmap_size)
+            kp_tokens, body_content = self.keypoint_encoder(kp)  # (B, 30, C), (B, 3, C)
+            tokens_2d = torch.cat([tokens_2d, kp_tokens.to(tokens_2d.dtype)], dim=1)  # (B, h*w + 30, C)
+            pos_2d = torch.cat([pos_2d, self.keypoint_encoder.joint_embed.weight.to(pos_2d.dtype)], dim=0)
         memory = self.encoder_2d(tokens_2d, pos_2d)
 
         body_tokens, joints_unit = self.decoder(
-            memory, pos_2d, volume, exponent
+            memory, pos_2d, volume, exponent, body_content
         )  # (L, B, 3, C), (L, B, 15, 3)
 
         with torch.autocast(device_type=image.device.type, enabled=False):

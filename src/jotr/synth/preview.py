@@ -1,9 +1,11 @@
 """Example images of the synthetic families with the target's ground-truth joints drawn on top.
 
 ``python -m jotr.synth.preview docs/synthetic`` writes ``<family>.png`` for every family (scene 0 of seed 0,
-320x240), the images shown in docs/synthetic_format.md. Joint colours: green = visible, orange = occluded by
-an object, magenta = occluded by another person; white crosses = the detector-like input keypoints
-(confidence above 0).
+320x240, not cut by the frame) and ``truncated.png`` (the first upper-body portrait of family ``none`` from
+scene 0 on, every target cut by the frame), the images shown in docs/synthetic_format.md and README.md.
+:func:`contact_sheet` tiles many scenes into one image (a visual check of poses and framing). Joint colours:
+green = visible, orange = occluded by an object, magenta = occluded by another person; white crosses = the
+detector-like input keypoints (confidence above 0).
 """
 
 from __future__ import annotations
@@ -43,25 +45,83 @@ def write_previews(
     from jotr.synth.writer import write_file
 
     out = Path(out_dir)
-    gen = SceneGenerator(SynthOptions(width=width, height=height))
+    gen = SceneGenerator(SynthOptions(width=width, height=height, truncation=0.0))
+    # truncated.png: the first upper-body portrait (scene >= index of `none`, every target cut by the frame).
+    cut = SceneGenerator(SynthOptions(width=width, height=height, truncation=1.0), body=gen.body)
     paths = []
+
+    def save(image: np.ndarray, name: str) -> None:
+        ok, buf = cv2.imencode(".png", image[..., ::-1], [int(cv2.IMWRITE_PNG_COMPRESSION), 9])
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        path = out / f"{name}.png"
+        write_file(path, buf.tobytes())
+        paths.append(path)
+
     try:
         for family in FAMILIES:
-            image = draw_target(gen.generate(family, seed, index))
-            ok, buf = cv2.imencode(".png", image[..., ::-1], [int(cv2.IMWRITE_PNG_COMPRESSION), 9])
-            if not ok:
-                raise RuntimeError("PNG encoding failed")
-            path = out / f"{family}.png"
-            write_file(path, buf.tobytes())
-            paths.append(path)
+            save(draw_target(gen.generate(family, seed, index)), family)
+        for i in range(index, index + 20):
+            scene = cut.generate("none", seed, i)
+            if scene.image_info["truncation"] == "bottom":
+                save(draw_target(scene), "truncated")
+                break
     finally:
         gen.close()
+        cut.close()
     return paths
+
+
+def contact_sheet(
+    out_path: str | Path,
+    *,
+    num: int = 24,
+    seed: int = 0,
+    family: str = "none",
+    cols: int = 6,
+    size: int = 192,
+    **option_overrides,
+) -> Path:
+    """Tile scenes ``0..num-1`` of ``family`` into one PNG with each target's pose mode / archetype and
+    truncation written on it (a visual check of the pose sampler and the framing). ``option_overrides`` go
+    to :class:`~jotr.synth.scene.SynthOptions` (e.g. ``truncation=0.0``, ``pose_mix=(("lying", 1.0),)``)."""
+    import cv2
+
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+    from jotr.synth.writer import write_file
+
+    gen = SceneGenerator(SynthOptions(width=size, height=size, **option_overrides))
+    tiles = []
+    try:
+        for i in range(num):
+            scene = gen.generate(family, seed, i)
+            tile = draw_target(scene)
+            bp = scene.persons[0]["body_param"]
+            label = f"{i} {bp['archetype']}"
+            trunc = scene.image_info.get("truncation", "none")
+            for text, row in ((label, 12), (trunc if trunc != "none" else "", 24)):
+                cv2.putText(tile, text, (3, row), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(
+                    tile, text, (3, row), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 0), 1, cv2.LINE_AA
+                )
+            tiles.append(tile)
+    finally:
+        gen.close()
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[r : r + cols], axis=1) for r in range(0, len(tiles), cols)]
+    sheet = np.concatenate(rows, axis=0)
+    ok, buf = cv2.imencode(".png", sheet[..., ::-1], [int(cv2.IMWRITE_PNG_COMPRESSION), 9])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    path = Path(out_path)
+    write_file(path, buf.tobytes())
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="folder for <family>.png")
+    parser.add_argument("out_dir", help="folder for <family>.png and truncated.png")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--index", type=int, default=0)
     args = parser.parse_args(argv)

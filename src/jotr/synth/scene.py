@@ -30,11 +30,16 @@ import torch
 
 from jotr.data.posefix import corrupt_keypoints
 from jotr.synth import appearance as app
-from jotr.synth.poses import pose_rotmats, sample_pose
+from jotr.synth.poses import DEFAULT_POSE_MIX, pose_rotmats, sample_pose
 
 log = logging.getLogger(__name__)
 
 FAMILIES = ("none", "oc", "pc", "crowd")
+TRUNCATED_FAMILIES = ("none", "oc", "pc")  # families whose target may be cut by the frame
+# How a truncated target is framed: "bottom" = upper-body portrait (legs, maybe hips out of the image),
+# "top" = head (and maybe shoulders) out of the image, "side" = person at the left/right edge, partly out.
+TRUNCATION_MODES = ("bottom", "top", "side")
+_TRUNCATION_WEIGHTS = (0.6, 0.15, 0.25)
 FAMILY_IDS = {name: i for i, name in enumerate(FAMILIES)}
 VIS_OUTSIDE, VIS_VISIBLE, VIS_OBJECT, VIS_PERSON = 0, 1, 2, 3
 VISIBILITY_NAMES = ("outside", "visible", "occluded_by_object", "occluded_by_person")
@@ -50,6 +55,15 @@ class SynthOptions:
     topology: str = "anny"  # rendered mesh (full topology, same rig)
     min_person_pixels: int = 150  # persons covering fewer pixels when rendered alone are not annotated
     jpeg_quality: int = 92
+    # Pose modes and their weights (jotr.synth.poses.POSE_MODES); normalised when sampling.
+    pose_mix: tuple[tuple[str, float], ...] = DEFAULT_POSE_MIX
+    frontal_yaw: float = 0.2  # share of people turned only a little from the camera; the rest: any yaw
+    # Share of none/oc/pc scenes whose target is cut by the image frame (camera close: portrait, legs or head
+    # out of the image, or the person at a side edge); see TRUNCATION_MODES.
+    truncation: float = 0.25
+    # Persons with fewer jotr30 joints inside the image are flagged ``too_truncated`` (readers skip them); a
+    # truncated target keeps at least 2x this many.
+    min_joints_in_image: int = 4
 
 
 @dataclass
@@ -63,6 +77,29 @@ class PersonGT:
     vertices: np.ndarray  # (V, 3) camera frame metres
     joints: dict[str, np.ndarray]  # set name -> (K, 3) camera frame metres
     colors: np.ndarray  # (V, 3) RGB [0, 1]
+    pose_mode: str = "archetype"
+
+
+@dataclass
+class _Posed:
+    """A posed person in *world orientation*, root at the origin (before placement)."""
+
+    rot: np.ndarray  # (J, 3, 3), world root rotation
+    shape: np.ndarray  # (6,)
+    archetype: str
+    mode: str
+    vertices: np.ndarray  # (V, 3)
+    joints: dict[str, np.ndarray]  # set -> (K, 3)
+
+    @property
+    def radius(self) -> float:
+        """Horizontal reach of the body around its root (m): the footprint used to keep people apart."""
+        return float(np.hypot(self.vertices[:, 0], self.vertices[:, 2]).max())
+
+    @property
+    def top(self) -> float:
+        """Height of the highest vertex above the lowest one (m)."""
+        return float(np.ptp(self.vertices[:, 1]))
 
 
 @dataclass
@@ -149,17 +186,12 @@ class SceneGenerator:
 
     # ------------------------------------------------------------------------------------------ people
 
-    def _pose_person(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str, np.ndarray, dict]:
-        """Sample a posed person in *world orientation*, root at the origin.
-
-        Returns (rotmats (J, 3, 3) with the world root rotation, shape (6,), archetype, vertices (V, 3) world
-        orientation, {set: (K, 3) joints}).
-        """
-        sample = sample_pose(rng, self.labels)
+    def _pose_person(self, rng: np.random.Generator) -> _Posed:
+        """Sample a posed person in *world orientation*, root at the origin."""
+        sample = sample_pose(rng, self.labels, mix=self.options.pose_mix)
         rot = pose_rotmats(sample, self.labels)
-        yaw = (
-            rng.uniform(-np.pi, np.pi) if rng.random() < 0.8 else rng.normal(0.0, 0.4)
-        )  # many face the camera
+        frontal = rng.random() < self.options.frontal_yaw
+        yaw = rng.normal(0.0, 0.4) if frontal else rng.uniform(-np.pi, np.pi)
         rot[0] = _rot_y(yaw) @ _RX180 @ rot[0]
         shape = sample_phenotype(rng)
         with torch.no_grad():
@@ -168,24 +200,111 @@ class SceneGenerator:
                 torch.as_tensor(shape[None], dtype=torch.float32),
             )
             joints = {s: self.body.joints(out, s)[0].numpy().astype(np.float64) for s in GT_JOINT_SETS}
-        return rot, shape, sample.archetype, out.vertices[0].numpy().astype(np.float64), joints
+        verts = out.vertices[0].numpy().astype(np.float64)
+        return _Posed(rot, shape, sample.archetype, sample.mode, verts, joints)
 
     @staticmethod
-    def _place(rot, shape, archetype, verts_w, joints_w, ground_xz, cam_rot, cam_center, colors) -> PersonGT:
-        """Stand a world-oriented person on the ground at (x, z) and express it in the camera frame."""
+    def _place(posed: _Posed, ground_xz, cam_rot, cam_center, colors) -> PersonGT:
+        """Put a world-oriented person on the ground at (x, z) and express it in the camera frame."""
+        verts_w = posed.vertices
         pos = np.array([ground_xz[0], -verts_w[:, 1].max(), ground_xz[1]])  # lowest vertex on y = 0
         trans = cam_rot @ (pos - cam_center)
-        rot = rot.copy()
+        rot = posed.rot.copy()
         rot[0] = cam_rot @ rot[0]
         return PersonGT(
             pose_aa=rotmat_to_axis_angle(rot),
-            shape=shape,
+            shape=posed.shape,
             trans=trans,
-            archetype=archetype,
+            archetype=posed.archetype,
             vertices=verts_w @ cam_rot.T + trans,
-            joints={k: v @ cam_rot.T + trans for k, v in joints_w.items()},
+            joints={k: v @ cam_rot.T + trans for k, v in posed.joints.items()},
             colors=colors,
+            pose_mode=posed.mode,
         )
+
+    @staticmethod
+    def _frame(
+        posed: _Posed,
+        focal: float,
+        princpt,
+        cam_h: float,
+        *,
+        want_h: float,
+        want_w: float,
+        anchor: str,
+        anchor_v: float,
+        want_u: float,
+        cut: tuple[float, float] | None = None,
+        min_gz: float = 0.0,
+        max_focal: float = np.inf,
+        gz: float = 5.0,
+    ) -> tuple[float, float, float, float]:
+        """Camera distance, pitch and focal length that frame a person: its amodal projected box is
+        ``want_h`` pixels high (or ``want_w`` wide, whichever binds), its top / centre / bottom
+        (``anchor``) at image row ``anchor_v`` and its box centre at column ``want_u`` -- or, with ``cut =
+        (edge column, fraction)``, that fraction of its box width beyond the left (0) / right edge.
+
+        Returns (ground x, ground z, pitch, focal). A few fixed-point iterations (the projection is close to
+        linear in 1 / distance and in the pitch angle); no randomness.
+        """
+        verts_w = posed.vertices
+        low = verts_w[:, 1].max()
+        size = float(np.ptp(verts_w, axis=0).max())  # largest extent (standing: the body height)
+        cx, cy = princpt
+        pitch, gx = np.arctan2(cam_h - 0.5 * posed.top, gz), 0.0
+        for _ in range(6):
+            cam_rot = _rot_x(pitch)
+            pos = np.array([gx, -low, gz])
+            pts = (verts_w + pos - np.array([0.0, -cam_h, 0.0])) @ cam_rot.T
+            z = np.maximum(pts[:, 2], 0.05)
+            u = pts[:, 0] / z * focal + cx
+            v = pts[:, 1] / z * focal + cy
+            h, w = max(np.ptp(v), 1e-6), max(np.ptp(u), 1e-6)
+            depth = float(np.mean(z))
+            # The body's own size seen face-on at its distance: a person lying along the viewing direction
+            # is framed like an upright one (not moved right up to the camera until its short box fills it).
+            length = focal * size / depth
+            ratio = max(h / want_h, w / want_w, length / want_h)  # > 1: too big, move away
+            v_now = {"top": v.min(), "bottom": v.max()}.get(anchor, 0.5 * (v.min() + v.max()))
+            pitch += np.arctan((v_now - cy) / focal) - np.arctan((anchor_v - cy) / focal)
+            pitch = float(np.clip(pitch, np.deg2rad(-35.0), np.deg2rad(55.0)))
+            if cut is not None:  # box centre such that the fraction cut[1] of the box lies beyond the edge
+                want_u = cut[0] + (1.0 if cut[0] <= 0 else -1.0) * (0.5 - cut[1]) * w
+            gx -= (0.5 * (u.min() + u.max()) - want_u) * depth / focal
+            gz_new = gz * ratio
+            if gz_new < min_gz:  # too close for the family: zoom in instead
+                focal = min(focal * min_gz / gz_new, max_focal)
+                gz_new = min_gz
+            gz = gz_new
+        return gx, gz, pitch, focal
+
+    def _truncated_framing(self, posed: _Posed, rng, family: str, focal: float, princpt):
+        """(camera height, framing kwargs, mode) of a target cut by the image frame."""
+        W, H = self.options.width, self.options.height
+        mode = TRUNCATION_MODES[
+            int(np.searchsorted(np.cumsum(_TRUNCATION_WEIGHTS), rng.random() * sum(_TRUNCATION_WEIGHTS)))
+        ]
+        # Room in front of the target for occluders (oc) / a person (pc; farther, so that a zoomed-in
+        # portrait is not covered whole by the person in front).
+        min_gz = {"none": 0.9, "oc": 1.6, "pc": 3.0}.get(family, 3.0)
+        top = max(posed.top, 0.3)
+        kw: dict[str, Any] = {"min_gz": min_gz, "max_focal": 5.0 * max(W, H), "want_w": 4.0 * W}
+        if mode == "bottom":  # upper body: the head near the top edge, legs (maybe hips) below the frame
+            cam_h = max(0.4, top * rng.uniform(0.6, 1.05))
+            zoom = rng.uniform(1.15, 3.2 if family != "pc" else 2.4)
+            kw.update(want_h=zoom * H, anchor="top", anchor_v=rng.uniform(0.0, 0.12) * H)
+            kw["want_u"] = rng.uniform(0.3, 0.7) * W
+        elif mode == "top":  # head cut: feet near the bottom edge
+            cam_h = max(0.4, top * rng.uniform(0.3, 0.8))
+            kw.update(want_h=rng.uniform(1.1, 1.8) * H, anchor="bottom", anchor_v=rng.uniform(0.85, 1.0) * H)
+            kw["want_u"] = rng.uniform(0.35, 0.65) * W
+        else:  # at the left / right edge, partly outside
+            cam_h = rng.uniform(0.9, 2.4)
+            kw.update(want_h=rng.uniform(0.5, 1.2) * H, anchor="center", anchor_v=rng.uniform(0.4, 0.6) * H)
+            kw["want_w"] = 4.0 * W
+            kw["want_u"] = 0.0
+            kw["cut"] = (0.0 if rng.random() < 0.5 else float(W), rng.uniform(0.2, 0.6))
+        return cam_h, kw, mode
 
     # ------------------------------------------------------------------------------------------ scene
 
@@ -200,42 +319,56 @@ class SceneGenerator:
         W, H = o.width, o.height
         rng = scene_rng(seed, family, index)
         focal_px = rng.uniform(0.8, 1.5) * max(W, H)
-        focal = (focal_px, focal_px)
         princpt = (W / 2.0 + rng.uniform(-0.02, 0.02) * W, H / 2.0 + rng.uniform(-0.02, 0.02) * H)
         cam_h = rng.uniform(0.9, 2.4)
 
-        # Target person: pixel height and horizontal image position decide its ground position.
-        rot, shape, arch, verts_w, joints_w = self._pose_person(rng)
-        body_h = float(np.ptp(verts_w[:, 1]))
-        frac = rng.uniform(0.45, 0.85) if family != "crowd" else rng.uniform(0.35, 0.7)
-        gz = focal_px * body_h / (frac * H)
-        if family in ("pc", "crowd"):
-            gz = max(gz, 2.4)  # leave room for someone in front of the target
-        pitch = np.arctan2(cam_h - 0.5 * body_h, gz) + np.deg2rad(rng.uniform(-4.0, 4.0))
+        # Target person: its projected size and position decide the camera distance, pitch and its ground
+        # position. A share of none/oc/pc targets is framed so that the image frame cuts the body.
+        target = self._pose_person(rng)
+        truncation = "none"
+        framing = None
+        if family in TRUNCATED_FAMILIES and rng.random() < o.truncation:
+            for _ in range(4):  # keep enough of the body in the image
+                t_cam_h, kw, t_mode = self._truncated_framing(target, rng, family, focal_px, princpt)
+                gx, gz, pitch, t_focal = self._frame(target, focal_px, princpt, t_cam_h, **kw)
+                uv = self._world_to_image(
+                    target.joints["jotr30"], (gx, gz), target, pitch, t_cam_h, t_focal, princpt
+                )
+                inside = self._inside(uv)
+                if np.isfinite(uv).all() and inside.sum() >= 2 * o.min_joints_in_image and not inside.all():
+                    framing, truncation = (gx, gz, pitch, t_focal, t_cam_h), t_mode
+                    break
+        if framing is None:
+            frac = rng.uniform(0.45, 0.85) if family != "crowd" else rng.uniform(0.35, 0.7)
+            framing = (
+                *self._frame(
+                    target,
+                    focal_px,
+                    princpt,
+                    cam_h,
+                    want_h=frac * H,
+                    want_w=rng.uniform(0.45, 0.9) * W,
+                    anchor="center",
+                    anchor_v=princpt[1] + focal_px * np.tan(np.deg2rad(rng.uniform(-4.0, 4.0))),
+                    want_u=rng.uniform(0.35, 0.65) * W,
+                    min_gz=2.4 if family in ("pc", "crowd") else 0.0,  # room for someone in front
+                    max_focal=focal_px,  # no zoom: farther away instead
+                ),
+                cam_h,
+            )
+        gx, gz, pitch, focal_px, cam_h = framing
+        focal = (focal_px, focal_px)
         cam_rot = _rot_x(pitch)
         cam_center = np.array([0.0, -cam_h, 0.0])
-        u_t = rng.uniform(0.35, 0.65) * W
-        depth_t = gz * np.cos(pitch)
-        gx = (u_t - princpt[0]) * depth_t / focal_px
-        persons = [
-            self._place(
-                rot,
-                shape,
-                arch,
-                verts_w,
-                joints_w,
-                (gx, gz),
-                cam_rot,
-                cam_center,
-                app.body_colors(rng, self.parts),
-            )
-        ]
-        ground = [(gx, gz)]
+        persons = [self._place(target, (gx, gz), cam_rot, cam_center, app.body_colors(rng, self.parts))]
+        ground = [(gx, gz, target.radius)]
         target_box = self._box(persons[0].vertices, focal, princpt)
         w_t = max(target_box[2] - target_box[0], 1.0)
+        u_t = 0.5 * (target_box[0] + target_box[2])
 
         # Other people (PC: 1-2 overlapping the target, the first one in front; crowd: 3-7 at various depths,
-        # often one of them in front of the target). Positions colliding with someone are re-drawn (8 tries).
+        # often one of them in front of the target). Positions colliding with someone (closer than their
+        # footprints allow, at least 0.8 m) are re-drawn (8 tries).
         if family == "pc":
             slots = ["front"] + (["front" if rng.random() < 0.5 else "behind"] if rng.random() < 0.4 else [])
         elif family == "crowd":
@@ -243,8 +376,12 @@ class SceneGenerator:
         else:
             slots = []
         for slot in slots:
+            other = self._pose_person(rng)
             for _ in range(8):
-                if slot == "front":
+                if slot == "front" and truncation != "none":  # off-centre: do not hide a close-up whole
+                    side = 1.0 if rng.random() < 0.5 else -1.0
+                    gz_o, u_o = gz - rng.uniform(0.5, 1.0), u_t + side * rng.uniform(0.3, 0.6) * w_t
+                elif slot == "front":
                     gz_o, u_o = gz - rng.uniform(0.7, 2.0), u_t + rng.uniform(-0.4, 0.4) * w_t
                 elif slot == "behind":
                     gz_o, u_o = gz + rng.uniform(0.7, 2.5), u_t + rng.uniform(-0.6, 0.6) * w_t
@@ -252,34 +389,29 @@ class SceneGenerator:
                     gz_o, u_o = rng.uniform(gz - 2.0, gz + 5.0), rng.uniform(-0.1, 1.1) * W
                 gz_o = max(gz_o, 1.2)
                 gx_o = (u_o - princpt[0]) * gz_o * np.cos(pitch) / focal_px
-                if min(np.hypot(gx_o - a, gz_o - b) for a, b in ground) >= 0.8:
+                if all(
+                    np.hypot(gx_o - a, gz_o - b) >= max(0.8, 0.8 * (r + other.radius)) for a, b, r in ground
+                ):
                     break
             else:
                 continue  # no free spot: leave this person out
-            rot, shape, arch, verts_w, joints_w = self._pose_person(rng)
             persons.append(
-                self._place(
-                    rot,
-                    shape,
-                    arch,
-                    verts_w,
-                    joints_w,
-                    (gx_o, gz_o),
-                    cam_rot,
-                    cam_center,
-                    app.body_colors(rng, self.parts),
-                )
+                self._place(other, (gx_o, gz_o), cam_rot, cam_center, app.body_colors(rng, self.parts))
             )
-            ground.append((gx_o, gz_o))
+            ground.append((gx_o, gz_o, other.radius))
 
         # Object occluders in front of the target (OC).
         occluders: list[app.Occluder] = []
         if family == "oc":
-            target = persons[0]
-            z_front = float(target.vertices[:, 2].min())
+            target_gt = persons[0]
+            z_front = float(target_gt.vertices[:, 2].min())
             px_h = max(target_box[3] - target_box[1], 1.0)
+            uv_t = self._project(target_gt.vertices, focal, princpt)
+            in_image = np.nonzero(self._inside(uv_t))[0]  # anchor occluders on the part inside the image
+            if len(in_image) == 0:
+                in_image = np.arange(len(target_gt.vertices))
             for _ in range(int(rng.integers(1, 4))):
-                anchor = target.vertices[int(rng.integers(len(target.vertices)))]
+                anchor = target_gt.vertices[in_image[int(rng.integers(len(in_image)))]]
                 u = anchor[0] / anchor[2] * focal_px + princpt[0] + rng.normal(0.0, 0.1) * w_t
                 v = anchor[1] / anchor[2] * focal_px + princpt[1] + rng.normal(0.0, 0.1) * px_h
                 d_lo = max(0.6, 0.3 * z_front)
@@ -324,6 +456,9 @@ class SceneGenerator:
                 occluded=occluded,
                 others=[j for k, j in enumerate(all_2d) if k != i],
             )
+            # A detector sees only the image: keypoints that landed outside it (jitter, a swap or an
+            # inversion towards a truncated part) are missing too.
+            kps[~self._inside(kps[:, :2])] = 0.0
             ann["input_keypoints"] = kps
             annotations.append(ann)
             depths.append(alone)
@@ -340,6 +475,7 @@ class SceneGenerator:
             "seed": int(seed),
             "index": int(index),
             "num_persons": len(persons),
+            "truncation": truncation,
             "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
         }
         return Scene(
@@ -356,6 +492,22 @@ class SceneGenerator:
         return project_points(
             torch.as_tensor(points, dtype=torch.float64), tuple(focal), tuple(princpt)
         ).numpy()
+
+    def _inside(self, uv: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
+        """(N,) bool: the pixel of each (N, 2) image point lies in the image (as :meth:`_visibility`)."""
+        W, H = self.options.width, self.options.height
+        col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
+        ok = (col >= 0) & (col < W) & (row >= 0) & (row < H) & np.isfinite(uv).all(axis=1)
+        return ok if z is None else ok & (z > 0)
+
+    @staticmethod
+    def _world_to_image(points, ground_xz, posed: _Posed, pitch, cam_h, focal_px, princpt) -> np.ndarray:
+        """(N, 3) points of a world-oriented person (root at the origin) placed at ``ground_xz`` -> (N, 2)
+        pixels (points behind the camera -> NaN)."""
+        pos = np.array([ground_xz[0], -posed.vertices[:, 1].max(), ground_xz[1]])
+        pts = (points + pos - np.array([0.0, -cam_h, 0.0])) @ _rot_x(pitch).T
+        z = np.where(pts[:, 2] > 0.2, pts[:, 2], np.nan)  # closer than 20 cm: unusable
+        return np.stack([pts[:, 0] / z * focal_px + princpt[0], pts[:, 1] / z * focal_px + princpt[1]], 1)
 
     def _box(self, vertices: np.ndarray, focal, princpt) -> np.ndarray:
         """(4,) x0, y0, x1, y1 of the projected vertices, clipped to the image."""
@@ -391,6 +543,13 @@ class SceneGenerator:
         pixels_alone = int((alone > 0).sum())
         pixels_visible = int(own.sum())
         box = self._box(person.vertices, focal, princpt)
+        uv_all = self._project(person.vertices, focal, princpt)
+        whole = bool(
+            (person.vertices[:, 2] > 0).all()
+            and (uv_all >= -0.5).all()
+            and (uv_all[:, 0] < W - 0.5).all()
+            and (uv_all[:, 1] < H - 0.5).all()
+        )
         if pixels_visible > 0:
             ys, xs = np.nonzero(own)
             vbox = [
@@ -431,8 +590,11 @@ class SceneGenerator:
                 "shape": person.shape,
                 "trans": person.trans,
                 "archetype": person.archetype,
+                "pose_mode": person.pose_mode,
             },
-            "inside_image": bool(0 <= box[0] and box[2] <= W - 1 and 0 <= box[1] and box[3] <= H - 1),
+            "inside_image": whole,
+            "num_joints_in_image": int((vis30 != VIS_OUTSIDE).sum()),
+            "too_truncated": bool((vis30 != VIS_OUTSIDE).sum() < self.options.min_joints_in_image),
         }
 
     @staticmethod

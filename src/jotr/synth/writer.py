@@ -27,7 +27,7 @@ from jotr.utils.io import atomic_save
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FLOAT_DECIMALS = 6
 
 

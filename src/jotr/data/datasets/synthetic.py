@@ -6,8 +6,10 @@ custom ``--name``): reads ``<root>/<split>.json`` and ``<root>/images/<file_name
 only the target person of each scene. Ground truth is exact: every JOTR30 joint is annotated (valid),
 including occluded and out-of-image joints (the pipeline marks truncation itself). ``record.extra`` carries
 ``occluded`` (30,) bool (hidden by an object or a person, for the keypoint-corruption model), ``visibility``
-(30,) int codes, ``others_img`` (the other annotated persons' (30, 3) GT joints: x, y, inside-image flag) and
-the ids.
+(30,) int codes, ``in_image`` (30,) bool (the joint's pixel lies inside the image; False = cut by the frame,
+the input keypoint is missing), ``others_img`` (the other annotated persons' (30, 3) GT joints: x, y,
+inside-image flag) and the ids. Persons flagged ``too_truncated`` (fewer than ``min_joints_in_image`` joints
+inside the image) are skipped (counted as "too truncated") but still serve as the others' swap donors.
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ class SyntheticReader(DatasetReader):
                 ]
                 if targets_only and not rec.extra["is_target"]:
                     continue
+                if rec.extra["too_truncated"]:  # almost entirely outside the image: no training person
+                    self.skip("too truncated")
+                    continue
                 self.records.append(rec)
         logger.info(self.summary())
 
@@ -171,6 +176,8 @@ class SyntheticReader(DatasetReader):
                 "is_target": bool(ann.get("is_target", False)),
                 "visibility": vis_i,
                 "occluded": np.isin(vis_i, (VIS_OBJECT, VIS_PERSON)),
+                "in_image": vis_i != VIS_OUTSIDE,
+                "too_truncated": bool(ann.get("too_truncated", False)),
                 "family": img.get("family", ""),
                 "rig": rig,
             },

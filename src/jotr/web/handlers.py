@@ -1,0 +1,599 @@
+"""Request handling of the web demo, free of any web framework (so it is unit-tested without a server).
+
+One request: an uploaded image, and optionally a keypoint JSON (COCO results / COCO annotation / OpenPose), ->
+:class:`~jotr.inference.predictor.JOTRPredictor` (the only inference path) -> a :class:`PageResult`: the
+overlay and the side view (:class:`~jotr.viz.overlay.MeshVisualizer`), a ``scene.glb`` of all meshes for the
+3D viewer, per-person ``.obj`` / ``.ply`` and ``params.json`` to download, and a Markdown message with what
+was done and every per-person error. Without keypoints the built-in MediaPipe detector is used
+(``jotr[detect]``).
+
+:meth:`WebDemo.reconstruct` never raises: a bad upload (not an image, too many pixels, corrupt JSON, keypoints
+for another image...) is answered by a message. Its limits (:class:`Limits`): the upload size (also enforced
+by the server), the pixel count (refused before decoding), the longer image side (larger images are scaled
+down with their keypoints; 2D outputs are mapped back to the original pixels, the 3D is unchanged), the number
+of people, and a time limit per request. Work runs on ONE worker thread (the network and the OSMesa renderer
+are used from a single thread, one request at a time); a request over its time limit gets a message at once
+and its job stops at the next stage boundary.
+
+Files go only into ``workdir`` (one sub-folder per request, pruned after ``Limits.keep_s``); the caller owns
+``workdir`` and removes it (``jotr serve`` uses a temporary folder deleted at exit)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from jotr.errors import InputError
+from jotr.inference.predictor import PersonInput, PersonResult
+
+logger = logging.getLogger(__name__)
+
+KEYPOINT_FORMATS = ("auto", "coco17", "openpose18", "body25", "jotr30")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost."""
+
+    max_upload_mb: float = 10.0  # per uploaded file (the server refuses larger uploads too)
+    max_pixels: int = 40_000_000  # images with more pixels are refused before decoding
+    max_side: int = 1600  # images with a longer side are scaled down (with their keypoints) for inference
+    max_people: int = 20  # people beyond this many are not reconstructed (a note says so)
+    timeout_s: float = 60.0  # a request still running after this gets a message; its job stops at a stage
+    keep_s: float = 600.0  # request folders older than this are removed at the next request
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@dataclass
+class PageResult:
+    """What the page shows for one request. ``ok`` False: only ``message`` is meaningful."""
+
+    message: str  # Markdown: the summary and every per-person error
+    ok: bool = True
+    overlay: np.ndarray | None = None  # (H, W, 3) uint8 RGB, meshes over the (possibly scaled) image
+    side: np.ndarray | None = None  # (H, W, 3) uint8 RGB, the meshes seen from the side
+    scene_glb: str | None = None  # path of a .glb with every mesh (glTF axes: y up, z towards the viewer)
+    files: list[str] = field(
+        default_factory=list
+    )  # downloads: .obj / .ply per person, params.json, scene.glb
+    results: list[PersonResult] = field(default_factory=list)
+
+    @classmethod
+    def error(cls, message: str) -> PageResult:
+        return cls(message=f"**Error:** {message}", ok=False)
+
+
+class RequestTimeout(InputError):
+    """The request ran past ``Limits.timeout_s``."""
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def uploaded_file(payload: Any, roots: Sequence[Path]) -> tuple[str | None, str | None]:
+    """(path, original file name) of a raw gradio file payload (``{"path": ..., "orig_name": ...}``), or
+    (None, None) when nothing was uploaded. The click handler takes raw payloads (``preprocess=False``) so
+    that gradio does not open a bad image itself (it would fail with its own error before the handler can
+    answer); the price is this check that the path lies in the upload folder (or among the examples)."""
+    if payload is None or payload == "":
+        return None, None
+    if isinstance(payload, dict):
+        path, name = payload.get("path"), payload.get("orig_name")
+    else:
+        path, name = getattr(payload, "path", payload), getattr(payload, "orig_name", None)
+    if not isinstance(path, str) or not path:
+        raise InputError("the upload could not be read; upload the file again")
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise InputError("files can only come from an upload or from the examples")
+    return str(resolved), (Path(name).name if isinstance(name, str) and name else resolved.name)
+
+
+def _check_size(path: Path, limits: Limits, what: str) -> None:
+    size = path.stat().st_size
+    if size > limits.max_upload_bytes:
+        raise InputError(
+            f"the {what} is {size / 2**20:.1f} MB; the limit is {limits.max_upload_mb:g} MB per file"
+        )
+    if size == 0:
+        raise InputError(f"the {what} is empty")
+
+
+def read_image(path: str | Path, limits: Limits) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """An uploaded image -> ((H, W, 3) uint8 RGB, at most ``limits.max_side`` px on its longer side;
+    (2, 3) affine original px -> returned image px; the original (W, H)). InputError for a missing, empty,
+    huge or undecodable file."""
+    import PIL.Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no image was uploaded")
+    _check_size(path, limits, "image")
+    try:  # header only: the pixel count is checked before anything is decoded
+        with PIL.Image.open(path) as im:
+            width, height = im.size
+    except (PIL.UnidentifiedImageError, OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
+        raise InputError(f"{path.name} is not an image that can be read ({type(exc).__name__})") from None
+    if width * height > limits.max_pixels:
+        raise InputError(
+            f"{path.name} has {width}x{height} = {width * height / 1e6:.0f} Mpx; "
+            f"the limit is {limits.max_pixels / 1e6:.0f} Mpx"
+        )
+    data = np.fromfile(str(path), dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
+        raise InputError(f"{path.name} could not be decoded (corrupt or unsupported image)")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    H, W = image.shape[:2]
+    scale = min(1.0, limits.max_side / max(H, W))
+    if scale < 1.0:
+        size = (max(2, round(W * scale)), max(2, round(H * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    sx, sy = image.shape[1] / W, image.shape[0] / H
+    # pixel centres at integer coordinates: u' + 0.5 = s (u + 0.5)
+    to_small = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
+    return image, to_small, (W, H)
+
+
+def read_keypoints(
+    path: str | Path, keypoint_format: str | None, image_name: str, limits: Limits
+) -> list[PersonInput]:
+    """An uploaded keypoint JSON -> the people of the image ``image_name`` (original image px).
+
+    OpenPose JSON: all its people. COCO results list / COCO annotation file: the entries of the only image in
+    it, or of the image whose file name, stem or trailing number matches ``image_name``."""
+    from jotr.inference.keypoints import match_image, parse_coco_keypoints, parse_openpose
+
+    path = Path(path)
+    fmt = None if keypoint_format in (None, "", "auto") else keypoint_format
+    _check_size(path, limits, "keypoint file")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"the keypoint file {path.name} is not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "people" in data:
+        found = parse_openpose(data, path.name, fmt)
+    else:
+        by_image = parse_coco_keypoints(data, path.name, fmt)
+        if not by_image:
+            raise InputError(f"the keypoint file {path.name} has no keypoints")
+        if len(by_image) == 1:
+            found = next(iter(by_image.values()))
+        else:
+            found = match_image(by_image, Path(image_name))
+            if found is None:
+                keys = sorted(by_image)
+                raise InputError(
+                    f"the keypoint file {path.name} has entries for {len(keys)} images "
+                    f"({', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}) but none for {image_name}"
+                )
+    if not found:
+        raise InputError(f"the keypoint file {path.name} has no people for {image_name}")
+    return [PersonInput(keypoints=p.keypoints, keypoint_format=p.fmt, box_xywh=p.box_xywh) for p in found]
+
+
+def scale_people(people: Sequence[PersonInput], to_small: np.ndarray) -> list[PersonInput]:
+    """Keypoints and boxes in original image px -> px of the scaled image (affine ``to_small``)."""
+    if np.allclose(to_small, [[1, 0, 0], [0, 1, 0]]):
+        return list(people)
+    out = []
+    for p in people:
+        kps = None
+        if p.keypoints is not None:
+            kps = np.array(p.keypoints, dtype=np.float64, copy=True)
+            if kps.ndim == 2 and kps.shape[1] in (2, 3):
+                kps[:, :2] = kps[:, :2] @ to_small[:, :2].T + to_small[:, 2]
+        box = None
+        if p.box_xywh is not None:
+            b = np.asarray(p.box_xywh, dtype=np.float64).reshape(-1)
+            if b.shape == (4,):
+                xy = b[:2] @ to_small[:, :2].T + to_small[:, 2]
+                box = np.concatenate([xy, b[2:] * np.diag(to_small[:, :2])])
+            else:
+                box = b
+        out.append(PersonInput(keypoints=kps, keypoint_format=p.keypoint_format, box_xywh=box))
+    return out
+
+
+def map_results_back(results: Sequence[PersonResult], to_small: np.ndarray) -> None:
+    """In place: the 2D fields of ``results`` (scaled-image px) -> original image px. 3D fields are unchanged
+    (the scaled image's intrinsics, mapped back, are the original image's)."""
+    if np.allclose(to_small, [[1, 0, 0], [0, 1, 0]]):
+        return
+    from jotr.geometry.boxes import invert_affine
+
+    back = invert_affine(to_small)  # (2, 3)
+    lin, off = back[:, :2], back[:, 2]
+    s = np.diag(lin)
+    for r in results:
+        if not r.ok:
+            continue
+        r.box_xywh = np.concatenate([r.box_xywh[:2] @ lin.T + off, r.box_xywh[2:] * s])
+        r.crop_to_img = lin @ r.crop_to_img + np.concatenate([np.zeros((2, 2)), off[:, None]], axis=1)
+        r.joints_img = (r.joints_img @ lin.T + off).astype(np.float32)
+        kps = r.keypoints_jotr30.copy()
+        valid = kps[:, 2] > 0
+        kps[valid, :2] = kps[valid, :2] @ lin.T + off
+        r.keypoints_jotr30 = kps
+        r.focal = (float(r.focal[0] * s[0]), float(r.focal[1] * s[1]))
+        r.princpt = tuple(float(v) for v in np.asarray(r.princpt) @ lin.T + off)
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+
+
+def write_scene_glb(path: str | Path, results: Sequence[PersonResult], faces: np.ndarray) -> Path:
+    """Every reconstructed mesh in one binary glTF for the 3D viewer: a colour per person (the overlay's),
+    glTF axes (camera frame x right / y down / z forward -> x right / y up / z towards the viewer), centred on
+    the mean of all vertices (the camera-frame positions are in the .obj / .ply files and params.json)."""
+    import trimesh
+    from trimesh.visual.material import PBRMaterial
+
+    from jotr.viz.overlay import person_color
+
+    scene = trimesh.Scene()
+    flip = np.array([1.0, -1.0, -1.0])
+    ok = [r for r in results if r.ok]
+    if not ok:
+        raise InputError("no mesh to write into the 3D scene")
+    centre = np.concatenate([np.asarray(r.vertices, np.float64) for r in ok]).mean(axis=0)
+    for r in ok:
+        rgba = [*(int(round(255 * c)) for c in person_color(r.index)), 255]
+        material = PBRMaterial(baseColorFactor=rgba, metallicFactor=0.0, roughnessFactor=0.7)
+        mesh = trimesh.Trimesh(
+            (np.asarray(r.vertices, np.float64) - centre) * flip,
+            np.asarray(faces, np.int64),
+            visual=trimesh.visual.TextureVisuals(material=material),
+            process=False,
+        )
+        scene.add_geometry(mesh, node_name=f"person_{r.index:02d}", geom_name=f"person_{r.index:02d}")
+    path = Path(path)
+    path.write_bytes(scene.export(file_type="glb"))
+    return path
+
+
+def point_overlay(image: np.ndarray, results: Sequence[PersonResult]) -> np.ndarray:
+    """Fallback when no 3D renderer is available: each mesh's projected vertices as dots."""
+    from jotr.viz.overlay import person_color
+
+    out = image.copy()
+    H, W = out.shape[:2]
+    for r in results:
+        if not r.ok:
+            continue
+        v = np.asarray(r.vertices, np.float64)
+        z = np.clip(v[:, 2], 1e-6, None)
+        u = v[:, 0] / z * r.focal[0] + r.princpt[0]
+        w = v[:, 1] / z * r.focal[1] + r.princpt[1]
+        keep = (v[:, 2] > 0) & (u >= 0) & (u < W) & (w >= 0) & (w < H)
+        colour = tuple(int(255 * c) for c in person_color(r.index))
+        out[w[keep].astype(int), u[keep].astype(int)] = colour
+    return out
+
+
+def summary_markdown(
+    results: Sequence[PersonResult],
+    *,
+    source: str,
+    image_size: tuple[int, int],
+    processed_size: tuple[int, int],
+    seconds: float,
+    notes: Sequence[str] = (),
+) -> str:
+    """The page's message: counts, where the people came from, timing, and one line per person."""
+    ok = sum(r.ok for r in results)
+    W, H = image_size
+    lines = [
+        f"**{ok} of {len(results)} people reconstructed** in {seconds:.2f} s "
+        f"(people from {source}; image {W}x{H}"
+        + (f", processed at {processed_size[0]}x{processed_size[1]}" if processed_size != image_size else "")
+        + ")",
+        "",
+    ]
+    for r in results:
+        if r.ok:
+            x, y, z = (float(v) for v in r.translation)
+            lines.append(f"- person {r.index}: ok, pelvis at ({x:.2f}, {y:.2f}, {z:.2f}) m (camera frame)")
+        else:
+            lines.append(f"- person {r.index}: **failed**: {r.error}")
+    lines += [f"- note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ service
+
+
+class WebDemo:
+    """The web demo's back end: one :class:`JOTRPredictor`, one worker thread, files under ``workdir``.
+
+    ``detector_factory``: builds the keypoint detector used when no keypoint file is given (default: the
+    MediaPipe detector of ``jotr[detect]``); it must have ``detect(image_rgb, name) -> [Detection]``."""
+
+    def __init__(
+        self,
+        predictor: Any,
+        workdir: str | Path,
+        limits: Limits | None = None,
+        *,
+        render: bool = True,
+        detector_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or Limits()
+        self.render = render
+        self._detector_factory = detector_factory
+        self._detector: Any = None
+        self._visualizer: Any = None
+        self._render_problem: str | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jotr-web")
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> Future:
+        """Start the renderer on the worker thread in the background (the first request then waits less)."""
+
+        def job() -> None:
+            try:
+                self._render(np.zeros((64, 64, 3), np.uint8), [], np.zeros((0, 3), np.int64), [])
+            except Exception:  # noqa: BLE001 -- the first request will report it
+                logger.warning("renderer warm-up failed", exc_info=True)
+
+        return self._executor.submit(job)
+
+    def close(self) -> None:
+        """Stop the worker (after its current job) and free the renderer and the detector."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._visualizer is not None:
+            self._visualizer.close()
+            self._visualizer = None
+        if self._detector is not None and hasattr(self._detector, "close"):
+            self._detector.close()
+            self._detector = None
+
+    def __enter__(self) -> WebDemo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------------- request
+
+    def reconstruct(
+        self,
+        image_path: str | Path | None,
+        keypoints_path: str | Path | None = None,
+        keypoint_format: str | None = "auto",
+        *,
+        image_name: str | None = None,
+    ) -> PageResult:
+        """One request; never raises. ``image_name``: the uploaded file's name (to find its keypoints in a
+        COCO file), default the file name of ``image_path``."""
+        if image_path is None or str(image_path) == "":
+            return PageResult.error("upload an image first (or pick an example)")
+        if keypoint_format not in (None, *KEYPOINT_FORMATS):
+            return PageResult.error(f"unknown keypoint format {keypoint_format!r}; one of {KEYPOINT_FORMATS}")
+        self._prune()
+        deadline = time.monotonic() + self.limits.timeout_s
+        cancelled = threading.Event()
+        try:
+            request_dir = Path(tempfile.mkdtemp(prefix="request-", dir=self.workdir))
+            future = self._executor.submit(
+                self._job,
+                Path(image_path),
+                None if keypoints_path in (None, "") else Path(keypoints_path),
+                keypoint_format,
+                image_name or Path(image_path).name,
+                request_dir,
+                deadline,
+                cancelled,
+            )
+            return future.result(timeout=self.limits.timeout_s)
+        except FutureTimeout:
+            cancelled.set()
+            return PageResult.error(
+                f"the request took longer than {self.limits.timeout_s:g} s and was stopped; "
+                "try a smaller image or fewer people"
+            )
+        except RuntimeError as exc:
+            if "shutdown" in str(exc):  # the executor is closed: the server is stopping
+                return PageResult.error("the server is shutting down")
+            logger.exception("web demo request failed")
+            return PageResult.error(f"internal error ({type(exc).__name__}: {exc}); see the server log")
+        except InputError as exc:
+            return PageResult.error(str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a request must never take the server down
+            logger.exception("web demo request failed")
+            return PageResult.error(f"internal error ({type(exc).__name__}: {exc}); see the server log")
+
+    def _job(
+        self,
+        image_path: Path,
+        keypoints_path: Path | None,
+        keypoint_format: str | None,
+        image_name: str,
+        out: Path,
+        deadline: float,
+        cancelled: threading.Event,
+    ) -> PageResult:
+        def check(stage: str) -> None:
+            if cancelled.is_set() or time.monotonic() > deadline:
+                raise RequestTimeout(f"stopped before {stage}: over the {self.limits.timeout_s:g} s limit")
+
+        t0 = time.perf_counter()
+        limits = self.limits
+        check("reading the image")
+        image, to_small, (W0, H0) = read_image(image_path, limits)
+        notes: list[str] = []
+        if keypoints_path is not None:
+            people = scale_people(
+                read_keypoints(keypoints_path, keypoint_format, image_name, limits), to_small
+            )
+            source = f"the keypoint file {keypoints_path.name}"
+        else:
+            people = self._detect(image, image_name)
+            source = "the built-in detector"
+        if len(people) > limits.max_people:
+            notes.append(f"{len(people)} people given; only the first {limits.max_people} were reconstructed")
+            people = people[: limits.max_people]
+        check("inference")
+        results = self.predictor.predict(image, people, name=image_name)
+        check("rendering")
+        ok = [r for r in results if r.ok]
+        faces = self.predictor.faces
+        overlay, side = self._render(image, ok, faces, notes)
+        check("writing the downloads")
+        map_results_back(results, to_small)
+        files = self._export(out, results, faces, image_name, (W0, H0))
+        scene = str(out / "scene.glb") if ok else None
+        message = summary_markdown(
+            results,
+            source=source,
+            image_size=(W0, H0),
+            processed_size=(image.shape[1], image.shape[0]),
+            seconds=time.perf_counter() - t0,
+            notes=notes,
+        )
+        return PageResult(
+            message=message,
+            ok=True,
+            overlay=overlay,
+            side=side,
+            scene_glb=scene,
+            files=files,
+            results=list(results),
+        )
+
+    # -------------------------------------------------------------------------------------------- stages
+
+    def _detect(self, image: np.ndarray, name: str) -> list[PersonInput]:
+        if self._detector is None:
+            try:
+                if self._detector_factory is not None:
+                    self._detector = self._detector_factory()
+                else:
+                    from jotr.inference.detector import MediaPipeDetector
+
+                    self._detector = MediaPipeDetector()
+            except InputError as exc:
+                raise InputError(
+                    "no keypoint file was uploaded and the built-in detector is not available: "
+                    f"{exc}. Upload a keypoint JSON (COCO results or OpenPose) with the image."
+                ) from None
+        dets = self._detector.detect(image, name)
+        if not dets:
+            raise InputError(
+                "the built-in detector found nobody in the image; upload a keypoint JSON "
+                "(COCO results or OpenPose) with the image"
+            )
+        return [PersonInput(keypoints=d.keypoints, keypoint_format="jotr30") for d in dets]
+
+    def _render(
+        self, image: np.ndarray, ok: list[PersonResult], faces: np.ndarray, notes: list[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.render and self._visualizer is None and self._render_problem is None:
+            from jotr.viz.renderer import rendering_available
+
+            available, why = rendering_available()
+            if available:
+                from jotr.viz.overlay import MeshVisualizer
+
+                self._visualizer = MeshVisualizer()
+            else:
+                self._render_problem = why
+        if self._visualizer is None:
+            if self.render:
+                notes.append(
+                    f"3D rendering is not available ({self._render_problem}); the overlay shows points"
+                )
+            return point_overlay(image, ok), None
+        from jotr.viz.overlay import person_color
+
+        H, W = image.shape[:2]
+        focal = ok[0].focal if ok else (1.0, 1.0)
+        princpt = ok[0].princpt if ok else (W / 2.0, H / 2.0)
+        ov = self._visualizer.render(
+            image,
+            [(r.vertices, faces) for r in ok],
+            focal,
+            princpt,
+            boxes=[r.box_xywh for r in ok],
+            colors=[person_color(r.index) for r in ok],
+        )
+        return ov.image, ov.side
+
+    def _export(
+        self,
+        out: Path,
+        results: Sequence[PersonResult],
+        faces: np.ndarray,
+        image_name: str,
+        image_size: tuple[int, int],
+    ) -> list[str]:
+        from jotr.inference.export import results_to_json, write_json, write_mesh
+
+        files = []
+        ok = [r for r in results if r.ok]
+        for r in ok:
+            for ext in ("obj", "ply"):
+                path = out / f"person_{r.index:02d}.{ext}"
+                write_mesh(path, r.vertices, faces)
+                files.append(str(path))
+        params = out / "params.json"
+        write_json(
+            params,
+            results_to_json(
+                results,
+                image=image_name,
+                image_size=image_size,
+                body_model=self.predictor.cfg.body.kind,
+            ),
+        )
+        files.append(str(params))
+        if ok:
+            files.append(str(write_scene_glb(out / "scene.glb", ok, faces)))
+        return files
+
+    def _prune(self) -> None:
+        """Remove request folders older than ``limits.keep_s`` (the page has long fetched their files)."""
+        now = time.time()
+        with self._lock:
+            for d in self.workdir.glob("request-*"):
+                try:
+                    if now - d.stat().st_mtime > self.limits.keep_s:
+                        shutil.rmtree(d, ignore_errors=True)
+                except OSError:
+                    continue
+
+
+def examples_dir() -> Path:
+    """The folder of the shipped example images and their keypoint files."""
+    return Path(__file__).resolve().parent / "examples"
+
+
+def list_examples() -> list[list[str | None]]:
+    """[[image, keypoint JSON or None], ...] of the shipped examples, sorted by name."""
+    folder = examples_dir()
+    out: list[list[str | None]] = []
+    for img in sorted(folder.glob("*")):
+        if img.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            continue
+        kp = img.with_suffix(".json")
+        out.append([str(img), str(kp) if kp.is_file() else None])
+    return out
