@@ -194,7 +194,7 @@ def test_detector_missing_mediapipe_is_a_clear_error():
         pytest.skip("mediapipe is installed")
     from jotr.inference.detector import MediaPipeDetector
 
-    with pytest.raises(InputError, match=r"jotr\[detect\]"):
+    with pytest.raises(InputError, match=r"make detect-env"):
         MediaPipeDetector()
 
 
