@@ -20,6 +20,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(REPO_ROOT / ".cache" / "anny"))
 
 
+# A tiny JOTR network (seconds to build and train) for engine / CLI tests on the toy body model.
+TINY_MODEL = dict(
+    backbone="resnet18",
+    input_size=64,
+    heatmap_size=16,
+    heatmap_sigma=1.0,
+    d_model=32,
+    nhead=2,
+    ffn_dim_2d=64,
+    ffn_dim_3d=64,
+    ffn_dim_dec=64,
+    dec_layers=2,
+    enc_layers_2d=1,
+    enc_layers_3d=1,
+)
+
+
 @pytest.fixture(scope="session")
 def anny_cache_env() -> Path:
     path = os.environ.get("ANNY_CACHE_DIR")

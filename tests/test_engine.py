@@ -15,6 +15,7 @@ import pytest
 import roma
 import torch
 import torch.multiprocessing as mp
+from conftest import TINY_MODEL
 from torch.utils.data import Dataset
 
 from jotr.config import JOTRConfig, merge_config
@@ -27,21 +28,6 @@ from jotr.engine.optim import build_optimizer, build_scheduler, lr_multiplier
 from jotr.engine.trainer import EpochSampler, NonFiniteLossError, Trainer, train
 from jotr.errors import CheckpointError, InputError
 from jotr.evaluation.evaluator import EVAL_JOINT_NAMES, Evaluator, evaluate, parse_dataset_arg
-
-TINY_MODEL = dict(
-    backbone="resnet18",
-    input_size=64,
-    heatmap_size=16,
-    heatmap_sigma=1.0,
-    d_model=32,
-    nhead=2,
-    ffn_dim_2d=64,
-    ffn_dim_3d=64,
-    ffn_dim_dec=64,
-    dec_layers=2,
-    enc_layers_2d=1,
-    enc_layers_3d=1,
-)
 
 
 def tiny_cfg(out_dir: Path, **train) -> JOTRConfig:

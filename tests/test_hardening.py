@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+from conftest import TINY_MODEL
 from torch.utils.data import Dataset
 
 from jotr.cli import main
@@ -31,20 +32,6 @@ from jotr.config import JOTRConfig, load_config, merge_config
 from jotr.errors import CheckpointError, ConfigError, InputError
 
 W, H = 120, 100
-TINY_MODEL = dict(
-    backbone="resnet18",
-    input_size=64,
-    heatmap_size=16,
-    heatmap_sigma=1.0,
-    d_model=32,
-    nhead=2,
-    ffn_dim_2d=64,
-    ffn_dim_3d=64,
-    ffn_dim_dec=64,
-    dec_layers=2,
-    enc_layers_2d=1,
-    enc_layers_3d=1,
-)
 
 
 def tiny_cfg(out_dir: Path, **train) -> JOTRConfig:
