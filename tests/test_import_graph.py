@@ -1,0 +1,186 @@
+"""The house rules: no import circles among jotr's modules, and small package ``__init__`` files.
+
+Every ``import`` counts, wherever it sits in a module (top level, inside a function, inside ``try``),
+except those under ``if TYPE_CHECKING:``. A module that imports ``pkg.sub`` also depends on ``pkg``
+(Python runs ``pkg/__init__.py`` first), and ``from pkg import name`` depends on ``pkg.name`` when
+``name`` is a submodule. Strongly connected components of that graph with more than one module are
+circles.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "jotr"
+MAX_INIT_LINES = 50
+
+
+def _module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the package."""
+    out: dict[str, Path] = {}
+    for path in sorted((SRC / PACKAGE).rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import node in the tree, skipping the bodies of ``if TYPE_CHECKING:`` blocks."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _existing(name: str, modules: dict[str, Path]) -> set[str]:
+    """The longest prefix of ``name`` that is a module of the package (none for outside imports)."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in modules:
+            return {prefix}
+    return set()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere except under ``if TYPE_CHECKING:``).
+
+    ``import a.b.c`` and ``from a.b.c import x`` give an edge to ``a.b.c`` (its parent packages are
+    not counted, or every package ``__init__`` that re-exports a submodule would be a circle);
+    ``from a.b import c`` gives an edge to ``a.b.c`` when ``c`` is a submodule and to ``a.b`` when
+    some imported name is not.
+    """
+    modules = _module_files()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_pkg = path.name == "__init__.py"
+        package = name if is_pkg else name.rpartition(".")[0]
+        deps: set[str] = set()
+        for node in _imports(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    deps |= _existing(alias.name, modules)
+                continue
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            plain_names = False
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in modules:
+                    deps.add(sub)
+                else:
+                    plain_names = True
+            if plain_names:
+                deps |= _existing(target, modules)
+        deps.discard(name)
+        graph[name] = deps
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm (iterative); returns every component with more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    components.append(sorted(component))
+    return components
+
+
+def _package_edges(graph: dict[str, set[str]], members: list[str]) -> list[str]:
+    inside = set(members)
+    return [f"{a} -> {b}" for a in members for b in sorted(graph[a] & inside)]
+
+
+def test_no_import_circles() -> None:
+    graph = import_graph()
+    circles = strongly_connected(graph)
+    message = "\n\n".join(
+        "circle: " + ", ".join(c) + "\n  " + "\n  ".join(_package_edges(graph, c)) for c in circles
+    )
+    assert not circles, "import circles among jotr modules:\n" + message
+
+
+def test_graph_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
+    """The parser counts function-level imports and ignores ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import hidden\n"
+        "def f():\n    import lazy\n    from .rel import x\n"
+    )
+    names = [(n.module if isinstance(n, ast.ImportFrom) else n.names[0].name) for n in _imports(tree)]
+    assert names == ["typing", "lazy", "rel"]
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_package_inits_are_small() -> None:
+    too_big = {
+        str(path.relative_to(SRC)): n
+        for name, path in _module_files().items()
+        if path.name == "__init__.py" and (n := len(path.read_text().splitlines())) > MAX_INIT_LINES
+    }
+    assert not too_big, f"package __init__ files over {MAX_INIT_LINES} lines: {too_big}"
