@@ -63,13 +63,20 @@ def _existing(name: str, modules: dict[str, Path]) -> set[str]:
     return set()
 
 
+def _ancestors(name: str) -> set[str]:
+    """The packages above ``name``: ``a.b.c`` -> {``a``, ``a.b``}."""
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package modules it imports (anywhere except under ``if TYPE_CHECKING:``).
 
-    ``import a.b.c`` and ``from a.b.c import x`` give an edge to ``a.b.c`` (its parent packages are
-    not counted, or every package ``__init__`` that re-exports a submodule would be a circle);
-    ``from a.b import c`` gives an edge to ``a.b.c`` when ``c`` is a submodule and to ``a.b`` when
-    some imported name is not.
+    ``import a.b.c`` and ``from a.b.c import x`` give an edge to ``a.b.c`` and, when the importer is
+    outside them, to its parent packages ``a.b`` (whose ``__init__`` runs first); a submodule's own
+    packages are not counted, or every package ``__init__`` that re-exports a submodule would be a
+    circle. ``from a.b import c`` gives an edge to ``a.b.c`` when ``c`` is a submodule and to ``a.b``
+    when some imported name is not.
     """
     modules = _module_files()
     graph: dict[str, set[str]] = {}
@@ -97,6 +104,11 @@ def import_graph() -> dict[str, set[str]]:
                     plain_names = True
             if plain_names:
                 deps |= _existing(target, modules)
+        # Python runs every parent package's __init__ of an imported module first. A module inside that
+        # package is past that point (its package is initialised before it), one outside is not: count the
+        # parents the importer does not live in.
+        own_packages = _ancestors(name)
+        deps |= {p for d in deps for p in _ancestors(d) if p in modules and p not in own_packages}
         deps.discard(name)
         graph[name] = deps
     return graph
