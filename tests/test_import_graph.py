@@ -1,10 +1,10 @@
 """The house rules: no import circles among jotr's modules, and small package ``__init__`` files.
 
 Every ``import`` counts, wherever it sits in a module (top level, inside a function, inside ``try``),
-except those under ``if TYPE_CHECKING:``. A module that imports ``pkg.sub`` also depends on ``pkg``
-(Python runs ``pkg/__init__.py`` first), and ``from pkg import name`` depends on ``pkg.name`` when
-``name`` is a submodule. Strongly connected components of that graph with more than one module are
-circles.
+except those under ``if TYPE_CHECKING:``. A module outside ``pkg`` that imports ``pkg.sub`` also
+depends on ``pkg`` (Python runs ``pkg/__init__.py`` first), and ``from pkg import name`` depends on
+``pkg.name`` when ``name`` is a submodule. Strongly connected components of that graph with more than
+one module are circles. Run on main before issue 26, it listed the four circles that issue names.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ PACKAGE = "jotr"
 MAX_INIT_LINES = 50
 
 
-def _module_files() -> dict[str, Path]:
+def _module_files(src: Path = SRC, package: str = PACKAGE) -> dict[str, Path]:
     """Dotted module name -> file, for every module of the package."""
     out: dict[str, Path] = {}
-    for path in sorted((SRC / PACKAGE).rglob("*.py")):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
+    for path in sorted((src / package).rglob("*.py")):
+        parts = list(path.relative_to(src).with_suffix("").parts)
         is_pkg = parts[-1] == "__init__"
         if is_pkg:
             parts = parts[:-1]
@@ -69,7 +69,7 @@ def _ancestors(name: str) -> set[str]:
     return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(src: Path = SRC, package: str = PACKAGE) -> dict[str, set[str]]:
     """Module -> the package modules it imports (anywhere except under ``if TYPE_CHECKING:``).
 
     ``import a.b.c`` and ``from a.b.c import x`` give an edge to ``a.b.c`` and, when the importer is
@@ -78,11 +78,11 @@ def import_graph() -> dict[str, set[str]]:
     circle. ``from a.b import c`` gives an edge to ``a.b.c`` when ``c`` is a submodule and to ``a.b``
     when some imported name is not.
     """
-    modules = _module_files()
+    modules = _module_files(src, package)
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         is_pkg = path.name == "__init__.py"
-        package = name if is_pkg else name.rpartition(".")[0]
+        home = name if is_pkg else name.rpartition(".")[0]  # the package relative imports start from
         deps: set[str] = set()
         for node in _imports(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
@@ -90,7 +90,7 @@ def import_graph() -> dict[str, set[str]]:
                     deps |= _existing(alias.name, modules)
                 continue
             if node.level:
-                base = package.split(".")
+                base = home.split(".")
                 base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
@@ -177,16 +177,34 @@ def test_no_import_circles() -> None:
     assert not circles, "import circles among jotr modules:\n" + message
 
 
-def test_graph_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
-    """The parser counts function-level imports and ignores ``if TYPE_CHECKING:`` blocks."""
-    tree = ast.parse(
-        "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    import hidden\n"
-        "def f():\n    import lazy\n    from .rel import x\n"
+def _write_package(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_graph_sees_lazy_relative_and_submodule_imports(tmp_path: Path) -> None:
+    """A circle through a function-level relative import, ``from pkg import sub`` and a package re-export is
+    found; the same circle closed only under ``if TYPE_CHECKING:`` is not one."""
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "def f():\n    from . import b\n",
+        "pkg/b.py": "from pkg.sub.c import x\n",
+        "pkg/sub/__init__.py": "from pkg.sub.c import x\n",
+        "pkg/sub/c.py": "x = 1\ndef g():\n    from pkg import a\n",
+    }
+    _write_package(tmp_path / "lazy", files)
+    graph = import_graph(tmp_path / "lazy", "pkg")
+    assert graph["pkg.a"] == {"pkg.b"} and graph["pkg.sub"] == {"pkg.sub.c"}
+    assert graph["pkg.b"] == {"pkg.sub", "pkg.sub.c"}  # pkg/sub/__init__.py runs before pkg.sub.c
+    assert strongly_connected(graph) == [["pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c"]]
+
+    files["pkg/sub/c.py"] = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\nx = 1\n"
     )
-    names = [(n.module if isinstance(n, ast.ImportFrom) else n.names[0].name) for n in _imports(tree)]
-    assert names == ["typing", "lazy", "rel"]
-    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    _write_package(tmp_path / "typing_only", files)
+    assert strongly_connected(import_graph(tmp_path / "typing_only", "pkg")) == []
 
 
 def test_package_inits_are_small() -> None:
