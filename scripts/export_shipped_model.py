@@ -5,7 +5,7 @@
    resolved body/model config and the provenance (step, commit, training config) in the metadata; atomic;
    refused above 25 MB.
 2. The written file is loaded back with ``JOTRPredictor.from_pretrained`` and its prediction on the fixed
-   reference input (``jotr.weights.reference_inputs``, built in code) is stored in
+   reference input (``jotr.weights.reference.reference_inputs``, built in code) is stored in
    ``tests/data/shipped_model_reference.npz`` -- what ``tests/test_shipped_model.py`` reproduces.
 3. It prints the float16 effect (the same reference input through the float32 checkpoint) and the facts the
    model card needs (size, sha256, step, commit).
@@ -58,15 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
     from jotr.inference.predictor import JOTRPredictor
     from jotr.weights import (
-        compare_to_reference,
         default_shipped_path,
         export_shipped_model,
         file_sha256,
         read_shipped_file,
-        reference_prediction,
         shipped_provenance,
-        write_reference,
     )
+    from jotr.weights.reference import compare_to_reference, reference_prediction, write_reference
 
     out = Path(args.out) if args.out else default_shipped_path()
     reference = Path(args.reference) if args.reference else DEFAULT_REFERENCE

@@ -19,15 +19,13 @@ from jotr.models.config import ModelConfig
 from jotr.weights import (
     MAX_SHIPPED_BYTES,
     SHIPPED_FORMAT,
-    compare_to_reference,
     export_shipped_model,
     load_shipped_model,
     read_shipped_file,
-    reference_inputs,
-    reference_prediction,
     save_shipped_model,
     shipped_provenance,
 )
+from jotr.weights.reference import compare_to_reference, reference_inputs, reference_prediction
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(
@@ -217,14 +215,14 @@ def test_export_script_help():
 def test_demo_commands_use_the_shipped_model(tiny, tmp_path, monkeypatch, capsys):
     """No --checkpoint: `jotr demo` and `jotr demo-synthetic` load the shipped file (here a tiny one put in
     its place); `make demo` therefore trains nothing. A missing file is a clear error naming the ways out."""
-    import jotr.weights
+    import jotr.weights.shipped_file
     from jotr.cli import main
     from jotr.engine.checkpoint import save_checkpoint
     from jotr.models import build_model
 
     ckpt, _, _ = tiny
     toy_file = export_shipped_model(ckpt, tmp_path / "toy.safetensors", max_bytes=None, require_anny=False)
-    monkeypatch.setattr(jotr.weights, "default_shipped_path", lambda: toy_file)
+    monkeypatch.setattr(jotr.weights.shipped_file, "default_shipped_path", lambda: toy_file)
     image = tmp_path / "000000000001.png"
     import cv2
 
@@ -243,7 +241,7 @@ def test_demo_commands_use_the_shipped_model(tiny, tmp_path, monkeypatch, capsys
         tmp_path / "anny.pt", model=build_model(cfg, pretrained=False), cfg=cfg, step=1, rng=False, commit="t"
     )
     anny_file = export_shipped_model(anny_ckpt, tmp_path / "anny.safetensors", max_bytes=None)
-    monkeypatch.setattr(jotr.weights, "default_shipped_path", lambda: anny_file)
+    monkeypatch.setattr(jotr.weights.shipped_file, "default_shipped_path", lambda: anny_file)
     monkeypatch.setenv("JOTR_CACHE", str(tmp_path / "cache"))
     capsys.readouterr()
     args = ["demo-synthetic", "--out", str(tmp_path / "syn"), "--width", "160", "--height", "128"]
@@ -254,7 +252,9 @@ def test_demo_commands_use_the_shipped_model(tiny, tmp_path, monkeypatch, capsys
     assert main(args + ["--checkpoint", str(anny_ckpt), "--train-demo-model"]) == 2
     assert "exclude each other" in capsys.readouterr().err
 
-    monkeypatch.setattr(jotr.weights, "default_shipped_path", lambda: tmp_path / "absent.safetensors")
+    monkeypatch.setattr(
+        jotr.weights.shipped_file, "default_shipped_path", lambda: tmp_path / "absent.safetensors"
+    )
     assert main(args + ["--no-render"]) == 2
     err = capsys.readouterr().err
     assert "no shipped model at" in err and "--checkpoint" in err and "--train-demo-model" in err

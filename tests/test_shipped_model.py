@@ -16,11 +16,11 @@ import pytest
 from jotr.weights import (
     MAX_SHIPPED_BYTES,
     SHIPPED_MODEL_NAME,
-    compare_to_reference,
     default_shipped_path,
     file_sha256,
     read_shipped_file,
 )
+from jotr.weights.reference import compare_to_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "shipped_model_reference.npz"

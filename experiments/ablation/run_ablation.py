@@ -364,8 +364,8 @@ def run_stage(ctx: Context, cfg, arch: str) -> tuple[dict[str, Any], Any]:
 
 def test_datasets(ctx: Context) -> dict[str, Any]:
     if not ctx.test_sets:
+        from jotr.data.config import dataset_label
         from jotr.data.dataset import build_dataset
-        from jotr.engine.trainer import dataset_label
 
         for spec in ctx.base.data.test:
             ctx.test_sets[dataset_label(spec)] = build_dataset(

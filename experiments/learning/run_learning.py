@@ -345,8 +345,8 @@ def _num_parameters(cfg) -> int:
 
 def _evaluate_net(cfg, net) -> dict[str, Any]:
     """Metrics of ``net`` on every test split of ``cfg``, with per-sample errors and visible fractions."""
+    from jotr.data.config import dataset_label
     from jotr.data.dataset import build_dataset
-    from jotr.engine.trainer import dataset_label
     from jotr.evaluation.evaluator import Evaluator
 
     net.eval()

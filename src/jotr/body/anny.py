@@ -208,7 +208,7 @@ def load_anny(rig: str, topology: str):
         raise InputError(f"Anny cannot build rig={rig!r} topology={topology!r}: {exc}") from exc
     from anny.paths import get_anny_cache_path
 
-    from jotr.body.anny_cache import share_cache_files
+    from jotr.body.anny_cache_files import share_cache_files
 
     if get_anny_cache_path() is not None:
         share_cache_files(get_anny_cache_path())  # safetensors writes 0600 files (another user: unreadable)

@@ -14,64 +14,20 @@ configuration not built here would rebuild the intermediates (about a minute) wh
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
 import time
 from pathlib import Path
 
 from jotr.body.anny import DEFAULT_RIG, DEFAULT_TOPOLOGY, FULL_TOPOLOGY
+from jotr.body.anny_cache_files import default_cache_dir, share_cache_files  # re-exported (tests, scripts)
 
 # (rig, topology) pairs AnnyBody uses: the training default and the rendering mesh of the same rig.
 CONFIGS = ((DEFAULT_RIG, DEFAULT_TOPOLOGY), (DEFAULT_RIG, FULL_TOPOLOGY))
 INTERMEDIATE_PREFIXES = ("load_data_", "build_model_data_")
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ANNY_CACHE_DIR", Path.home() / ".cache" / "anny"))
-
-
 def _cache_files(cache_dir: Path) -> list[Path]:
     return sorted(p for p in cache_dir.rglob("*.safetensors") if p.is_file())
-
-
-def share_cache_files(cache_dir: str | Path | None = None) -> int:
-    """Give this user's cache files and folders the permissions of normally created ones (``0666 & ~umask``,
-    folders ``0777 & ~umask``); returns how many were changed.
-
-    safetensors writes its files mode 0600 (a private temporary renamed into place), so another user of a
-    shared cache could not read them and Anny failed for them; with the usual umask 022 they become 0644."""
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    mask = os.umask(0)
-    os.umask(mask)
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    changed = 0
-    try:
-        entries = [cache_dir, *cache_dir.rglob("*")]
-    except OSError:
-        return 0
-    for p in entries:
-        try:
-            st = p.lstat()
-        except OSError:
-            continue
-        if uid is not None and st.st_uid != uid:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            want = 0o777 & ~mask
-        elif stat.S_ISREG(st.st_mode):
-            want = 0o666 & ~mask
-        else:
-            continue
-        # only add permissions: never take away what the owner gave on purpose
-        new_mode = stat.S_IMODE(st.st_mode) | want
-        if new_mode != stat.S_IMODE(st.st_mode):
-            try:
-                os.chmod(p, new_mode)
-                changed += 1
-            except OSError:
-                continue
-    return changed
 
 
 def build_cache(

@@ -9,7 +9,7 @@ from typing import Literal
 @dataclass(frozen=True)
 class BodyConfig:
     # Which implementation: "anny" (open, embedded default), "smpl" (user files, paper-faithful),
-    # "toy" (procedural, tests only).
+    # "toy" (procedural, licence-free SMPL format: tests, benchmarks; docs/toy_body.md).
     kind: Literal["anny", "smpl", "toy"] = "anny"
     # Anny: rig/topology. The reduced pair is the training default on CPU (1229 vertices, same joints);
     # the full mesh ("anny"/"anny") is used for rendering.

@@ -15,6 +15,11 @@ class DatasetSpec:
     options: Mapping[str, Any] = field(default_factory=dict)  # reader-specific settings
 
 
+def dataset_label(spec: DatasetSpec) -> str:
+    """``name`` or ``name/split`` -- the key of a dataset in logs and result tables."""
+    return f"{spec.name}/{spec.split}" if getattr(spec, "split", "") else spec.name
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     scale_factor: float = 0.25

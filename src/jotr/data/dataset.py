@@ -22,17 +22,26 @@ from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from jotr.data.collate import collate
 from jotr.data.datasets import build_reader
+from jotr.data.mixing import DistributedMixSampler, MixedDataset
 from jotr.data.pipeline import SamplePipeline
-from jotr.data.records import DatasetReader
+from jotr.data.record_dataset import RecordDataset, sample_rng, split_key
 from jotr.errors import InputError
 
+__all__ = [
+    "EpochSampler",
+    "RecordDataset",
+    "build_dataset",
+    "build_train_dataset",
+    "collate",
+    "make_loader",
+    "sample_rng",
+    "set_epoch",
+    "set_loader_epoch",
+    "split_key",
+    "worker_init_fn",
+]
+
 logger = logging.getLogger(__name__)
-
-
-def sample_rng(seed: int, epoch: int, index: int, stream: int = 0) -> np.random.Generator:
-    """The generator of one sample: a pure function of (seed, epoch, index, stream)."""
-    entropy = [int(seed), int(epoch), int(index), int(stream)]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -41,38 +50,6 @@ def worker_init_fn(worker_id: int) -> None:
     np.random.seed(seed)
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def split_key(key: int | tuple[int, int], default_epoch: int) -> tuple[int, int]:
-    """``index`` or ``(epoch, index)`` (from :class:`EpochSampler`) -> (epoch, index)."""
-    if isinstance(key, tuple):
-        return int(key[0]), int(key[1])
-    return int(default_epoch), int(key)
-
-
-class RecordDataset(Dataset):
-    """A reader's records through a :class:`SamplePipeline`; ``dataset[i]`` is one sample dict."""
-
-    def __init__(self, reader: DatasetReader, pipeline: SamplePipeline, seed: int = 0) -> None:
-        self.reader = reader
-        self.pipeline = pipeline
-        self.seed = int(seed)
-        self.epoch = 0
-        self.name = reader.name
-        self.body_model = reader.records[0].body_model if reader.records else None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.reader.records)
-
-    def sample(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
-        return self.pipeline(self.reader.records[index], rng)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        epoch, index = split_key(key, self.epoch)
-        return self.sample(index, sample_rng(self.seed, epoch, index))
 
 
 class EpochSampler(Sampler):
@@ -115,8 +92,6 @@ def build_dataset(
 
 def build_train_dataset(cfg: Any, body_models: Mapping[str, Any] | None = None, seed: int | None = None):
     """The paper's training mix of ``cfg.data.train_3d`` and ``cfg.data.train_2d`` (:class:`MixedDataset`)."""
-    from jotr.data.mixing import MixedDataset
-
     if not cfg.data.train_3d and not cfg.data.train_2d:
         raise InputError("no training datasets configured (data.train_3d and data.train_2d are empty)")
     seed = cfg.train.seed if seed is None else seed
@@ -143,8 +118,6 @@ def make_loader(
     pass a ``torch.utils.data.DistributedSampler`` or a :class:`~jotr.data.mixing.DistributedMixSampler`.
     The sampler is wrapped in an :class:`EpochSampler`; call :func:`set_loader_epoch` before each epoch.
     """
-    from jotr.data.mixing import DistributedMixSampler
-
     if sampler is None:
         if train:
             sampler = DistributedMixSampler(dataset, 1, 0, seed=seed, shuffle=True)

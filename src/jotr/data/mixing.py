@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Sampler
 
-from jotr.data.dataset import RecordDataset, sample_rng, split_key
+from jotr.data.record_dataset import RecordDataset, sample_rng, split_key
 from jotr.errors import InputError
 
 logger = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from jotr.data.config import dataset_label  # re-exported (experiments)
 from jotr.engine import distributed as jd
 from jotr.engine.checkpoint import (
     capture_rng_state,
@@ -710,11 +711,6 @@ class Trainer:
         if isinstance(self.step_module, nn.parallel.DistributedDataParallel):
             self.step_module = self.step_module.module
         jd.cleanup(self.dist)
-
-
-def dataset_label(spec) -> str:
-    """``name`` or ``name/split`` -- the key of a dataset in logs and result tables."""
-    return f"{spec.name}/{spec.split}" if getattr(spec, "split", "") else spec.name
 
 
 def resolve_resume(resume: str | Path | None, out_dir: str | Path) -> Path | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,123 +29,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from jotr.body.joint_sets import H36M17, H36M_EVAL_14, H36M_ROOT, JOTR30
+from jotr.body.joint_sets import H36M_EVAL_14, H36M_ROOT, JOTR30
 from jotr.engine import distributed as jd
 from jotr.engine.checkpoint import unwrap_model
 from jotr.errors import InputError
 from jotr.evaluation import metrics as M
+from jotr.evaluation.results import (  # re-exported: the evaluator's public names
+    EVAL_JOINT_NAMES,
+    DatasetMetrics,
+    EvalResult,
+    SampleErrors,
+    VisibilityBin,
+)
 
 logger = logging.getLogger(__name__)
 
-EVAL_JOINT_NAMES: tuple[str, ...] = tuple(H36M17.names[i] for i in H36M_EVAL_14)
 PELVIS_30 = JOTR30.index("Pelvis")
-
-
-@dataclass
-class SampleErrors:
-    """Per-sample results of one dataset (N = evaluated samples)."""
-
-    index: np.ndarray  # (N,) int, position in the dataset
-    sample_id: list[str]  # (N,)
-    mpjpe: np.ndarray  # (N,) mm
-    pa_mpjpe: np.ndarray  # (N,) mm
-    pve: np.ndarray  # (N,) mm
-    joint_err: np.ndarray  # (N, 14) mm, per evaluation joint, root-relative, no alignment
-    joint_err_pa: np.ndarray  # (N, 14) mm, after Procrustes
-    visible_fraction: np.ndarray  # (N,) in [0, 1], NaN = unknown
-
-    @staticmethod
-    def concat(parts: Sequence[SampleErrors]) -> SampleErrors:
-        parts = [p for p in parts if len(p.index)]
-        if not parts:
-            return SampleErrors.empty()
-        out = SampleErrors(
-            index=np.concatenate([p.index for p in parts]),
-            sample_id=[s for p in parts for s in p.sample_id],
-            mpjpe=np.concatenate([p.mpjpe for p in parts]),
-            pa_mpjpe=np.concatenate([p.pa_mpjpe for p in parts]),
-            pve=np.concatenate([p.pve for p in parts]),
-            joint_err=np.concatenate([p.joint_err for p in parts]),
-            joint_err_pa=np.concatenate([p.joint_err_pa for p in parts]),
-            visible_fraction=np.concatenate([p.visible_fraction for p in parts]),
-        )
-        order = np.argsort(out.index, kind="stable")
-        return out.select(order)
-
-    @staticmethod
-    def empty() -> SampleErrors:
-        z = np.zeros((0,))
-        return SampleErrors(
-            np.zeros((0,), dtype=np.int64), [], z, z, z, np.zeros((0, 14)), np.zeros((0, 14)), z
-        )
-
-    def select(self, idx: np.ndarray) -> SampleErrors:
-        return SampleErrors(
-            index=self.index[idx],
-            sample_id=[self.sample_id[i] for i in idx],
-            mpjpe=self.mpjpe[idx],
-            pa_mpjpe=self.pa_mpjpe[idx],
-            pve=self.pve[idx],
-            joint_err=self.joint_err[idx],
-            joint_err_pa=self.joint_err_pa[idx],
-            visible_fraction=self.visible_fraction[idx],
-        )
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-
-@dataclass
-class VisibilityBin:
-    low: float  # visible fraction, inclusive
-    high: float  # exclusive (inclusive for the last bin)
-    count: int
-    mpjpe: float  # mm (NaN when empty)
-    pa_mpjpe: float
-    pve: float
-
-
-@dataclass
-class DatasetMetrics:
-    label: str  # "name/split"
-    num_samples: int  # samples evaluated (each exactly once)
-    num_skipped: int  # samples without GT body parameters
-    mpjpe: float  # mm
-    pa_mpjpe: float  # mm
-    pve: float  # mm
-    per_joint_mpjpe: dict[str, float]  # 14 evaluation joints, mm
-    per_joint_pa_mpjpe: dict[str, float]
-    by_visibility: list[VisibilityBin]
-    samples: SampleErrors | None = None
-    num_nonfinite: int = 0  # samples whose prediction was NaN/inf (their errors, and so the means, are NaN)
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-friendly dict (no per-sample arrays)."""
-        return {
-            "dataset": self.label,
-            "num_samples": self.num_samples,
-            "num_skipped": self.num_skipped,
-            "num_nonfinite": self.num_nonfinite,
-            "mpjpe": self.mpjpe,
-            "pa_mpjpe": self.pa_mpjpe,
-            "pve": self.pve,
-            "per_joint_mpjpe": self.per_joint_mpjpe,
-            "per_joint_pa_mpjpe": self.per_joint_pa_mpjpe,
-            "by_visibility": [vars(b) for b in self.by_visibility],
-        }
-
-
-@dataclass
-class EvalResult:
-    datasets: dict[str, DatasetMetrics]  # label -> metrics
-    checkpoint: str | None = None
-    step: int | None = None  # training step of the checkpoint
-    files: dict[str, Path] = field(default_factory=dict)  # what was written (JSON, CSV, PNG)
-
-    def table(self) -> str:
-        from jotr.evaluation.report import format_table
-
-        return format_table(self)
 
 
 def _mean(x: np.ndarray) -> float:
@@ -403,8 +301,8 @@ def evaluate(
         objects: dict[str, Dataset] = dict(dataset_objects or {})
         if not objects:
             from jotr.body import build_body_model
+            from jotr.data.config import dataset_label
             from jotr.data.dataset import build_dataset
-            from jotr.engine.trainer import dataset_label
 
             specs = [parse_dataset_arg(d, cfg) if isinstance(d, str) else d for d in (datasets or ())]
             if not specs:

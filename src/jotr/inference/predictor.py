@@ -278,7 +278,7 @@ class JOTRPredictor:
         """The model shipped with jotr (``jotr/weights/jotr_anny_small.safetensors``, Anny body; see
         docs/model_card.md), or another file in that format at ``path``. Strict load, float16 -> float32.
         ``device`` None = CUDA when available, else CPU. A missing file is a CheckpointError with a hint."""
-        from jotr.weights import load_shipped_model
+        from jotr.weights.loading import load_shipped_model
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
