@@ -95,13 +95,17 @@ def test_example_end_to_end(demo):
 
     scene = trimesh.load(res.scene_glb, force="scene")
     assert len(scene.geometry) == 2
+    # the world frame of every file of the request: y up, the lowest sole on y = 0; obj and glb coincide
+    export = np.array(params["export_from_camera"])
+    assert params["export_frame"] == "world"
+    np.testing.assert_allclose(export[:3, :3], np.diag([1.0, -1.0, -1.0]))
     verts = np.concatenate([g.vertices for g in scene.geometry.values()])
-    assert np.abs(verts.mean(0)).max() < 1e-3  # centred for the viewer
-    # glTF axes: camera-frame y (down) and z (forward) flipped
+    assert abs(verts[:, 1].min()) < 1e-4
     r0 = res.results[0]
     g0 = scene.geometry["person_00"].vertices
-    centre = np.concatenate([r.vertices for r in res.results]).mean(0)
-    np.testing.assert_allclose(g0, (r0.vertices - centre) * [1, -1, -1], atol=1e-4)
+    np.testing.assert_allclose(g0, r0.vertices @ export[:3, :3].T + export[:3, 3], atol=1e-4)
+    obj = trimesh.load(next(f for f in res.files if f.endswith("person_00.obj")), process=False)
+    np.testing.assert_allclose(obj.vertices, g0, atol=1e-4)
 
 
 def demo_input(path: Path) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 Without ``--checkpoint`` the model shipped with jotr is used (``JOTRPredictor.from_pretrained()``).
 
-Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, params.json, params.npz (written
-atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4, side.mp4, params.json, params.npz
-(per-frame rows), with optional temporal smoothing (``--smooth``). Keypoints come from ``--keypoints`` (COCO
-results JSON, COCO annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or from the built-in
-MediaPipe detector. The exit status is non-zero when any image (or person) failed; the others are still
-processed."""
+Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, scene.glb, rigged.glb (Anny),
+params.json, params.npz (written atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4,
+side.mp4, params.json, params.npz (per-frame rows), rigged.glb (the tracks as one animation) and track_XX.bvh
+(Anny), with optional temporal smoothing (``--smooth``). Mesh files use ``--frame`` (world: Y up, metres, feet
+on y = 0; camera: OpenCV), one transform per result (docs/results_format.md). Keypoints come from
+``--keypoints`` (COCO results JSON, COCO annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or
+from the built-in MediaPipe detector. The exit status is non-zero when any image (or person) failed; the
+others are still processed."""
 
 from __future__ import annotations
 
@@ -63,7 +65,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run the network under bfloat16 autocast (faster on CPUs with BF16)",
     )
     p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
-    p.add_argument("--no-meshes", action="store_true", help="skip .obj/.ply files")
+    p.add_argument(
+        "--no-meshes", action="store_true", help="skip the mesh files (.obj/.ply/.glb, rigged.glb, .bvh)"
+    )
+    p.add_argument(
+        "--frame",
+        default="world",
+        choices=["world", "camera"],
+        help="frame of every mesh file of a result: world (Y up, metres, feet on y=0, the camera looking "
+        "along -z; default) or camera (OpenCV: x right, y down, z forward)",
+    )
     p.add_argument(
         "--smooth",
         default="one-euro",
@@ -213,7 +224,7 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
     import cv2
 
     from jotr.errors import InputError
-    from jotr.inference.export import save_image_outputs
+    from jotr.inference.export import rig_body_of, save_image_outputs
     from jotr.inference.predictor import load_image
 
     try:
@@ -229,6 +240,8 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
             body_model=predictor.cfg.body.kind,
             visualizer=visualizer,
             meshes=not args.no_meshes,
+            frame=args.frame,
+            rig_body=rig_body_of(predictor),
         )
     except InputError as exc:
         logger.error("%s", exc)
@@ -247,7 +260,14 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
 
     from jotr.errors import InputError
     from jotr.geometry.rotations import rotmat_to_aa
-    from jotr.inference.export import results_to_arrays, staged_dir, write_json, write_npz
+    from jotr.inference.export import (
+        results_to_arrays,
+        rig_body_of,
+        staged_dir,
+        write_json,
+        write_npz,
+        write_video_rigs,
+    )
     from jotr.inference.smoothing import ParameterSmoother
 
     cap = cv2.VideoCapture(str(path))
@@ -260,6 +280,8 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     smoother = ParameterSmoother(args.smooth, fps=fps) if args.smooth != "none" else None
     failures: list[str] = []
     rows: dict[str, list[np.ndarray]] = {}
+    video_focal = None
+    lowest: list[np.ndarray] = []  # (3,) lowest mesh point (largest camera y) of every person in every frame
     frames_json = []
     faces = predictor.faces
     try:
@@ -302,6 +324,8 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                         )
                         r.vertices, r.joints = verts[k].cpu().numpy(), joints[k].cpu().numpy()
                         r.joints_img = _project(r.joints, r.focal, r.princpt)
+                lowest += [r.vertices[np.argmax(r.vertices[:, 1])] for r in good]
+                video_focal = good[0].focal if good else video_focal
                 arrays = results_to_arrays(good)
                 arrays["frame"] = np.full(len(good), idx, np.int64)
                 arrays["track_id"] = np.asarray(track_ids, np.int64)
@@ -335,6 +359,24 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                 w.release()
             stacked = {k: np.concatenate(v) for k, v in rows.items()}
             stacked["faces"] = np.asarray(faces, np.int64)
+            export = np.eye(4)
+            if lowest:
+                from jotr.geometry.coords import export_from_camera
+
+                export = export_from_camera(args.frame, np.stack(lowest), stacked["translation"])
+                body = rig_body_of(predictor)
+                if body is not None and not args.no_meshes:
+                    H, W = rgb.shape[:2] if frames_json else (0, 0)
+                    write_video_rigs(
+                        tmp,
+                        stacked,
+                        body,
+                        export,
+                        fps=fps,
+                        num_frames=len(frames_json),
+                        image_size=(W, H),
+                        focal=video_focal,
+                    )
             write_npz(tmp / "params.npz", stacked)
             write_json(
                 tmp / "params.json",
@@ -343,6 +385,8 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                     "fps": fps,
                     "smoothing": args.smooth,
                     "body_model": predictor.cfg.body.kind,
+                    "export_frame": args.frame,
+                    "export_from_camera": export.round(9).tolist(),
                     "frames": frames_json,
                 },
             )

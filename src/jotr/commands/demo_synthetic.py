@@ -33,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, default=384, help="scene height, pixels (default 384)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
+    p.add_argument(
+        "--frame",
+        default="world",
+        choices=["world", "camera"],
+        help="frame of the mesh files: world (Y up, metres, feet on y=0; default) or camera (OpenCV)",
+    )
     g = p.add_argument_group("training a demo model on the spot instead of using the shipped one")
     g.add_argument(
         "--train-demo-model",
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         index=args.index,
         width=args.width,
         height=args.height,
+        frame=args.frame,
         render=render,
     )
     print(f"[demo-synthetic] outputs in {res.folder}")

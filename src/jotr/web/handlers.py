@@ -68,7 +68,7 @@ class PageResult:
     ok: bool = True
     overlay: np.ndarray | None = None  # (H, W, 3) uint8 RGB, meshes over the (possibly scaled) image
     side: np.ndarray | None = None  # (H, W, 3) uint8 RGB, the meshes seen from the side
-    scene_glb: str | None = None  # path of a .glb with every mesh (glTF axes: y up, z towards the viewer)
+    scene_glb: str | None = None  # path of a .glb with every mesh (the world frame of the result files)
     files: list[str] = field(
         default_factory=list
     )  # downloads: .obj / .ply per person, params.json, scene.glb
@@ -236,36 +236,6 @@ def map_results_back(results: Sequence[PersonResult], to_small: np.ndarray) -> N
 
 
 # ----------------------------------------------------------------------------------------------- outputs
-
-
-def write_scene_glb(path: str | Path, results: Sequence[PersonResult], faces: np.ndarray) -> Path:
-    """Every reconstructed mesh in one binary glTF for the 3D viewer: a colour per person (the overlay's),
-    glTF axes (camera frame x right / y down / z forward -> x right / y up / z towards the viewer), centred on
-    the mean of all vertices (the camera-frame positions are in the .obj / .ply files and params.json)."""
-    import trimesh
-    from trimesh.visual.material import PBRMaterial
-
-    from jotr.viz.overlay import person_color
-
-    scene = trimesh.Scene()
-    flip = np.array([1.0, -1.0, -1.0])
-    ok = [r for r in results if r.ok]
-    if not ok:
-        raise InputError("no mesh to write into the 3D scene")
-    centre = np.concatenate([np.asarray(r.vertices, np.float64) for r in ok]).mean(axis=0)
-    for r in ok:
-        rgba = [*(int(round(255 * c)) for c in person_color(r.index)), 255]
-        material = PBRMaterial(baseColorFactor=rgba, metallicFactor=0.0, roughnessFactor=0.7)
-        mesh = trimesh.Trimesh(
-            (np.asarray(r.vertices, np.float64) - centre) * flip,
-            np.asarray(faces, np.int64),
-            visual=trimesh.visual.TextureVisuals(material=material),
-            process=False,
-        )
-        scene.add_geometry(mesh, node_name=f"person_{r.index:02d}", geom_name=f"person_{r.index:02d}")
-    path = Path(path)
-    path.write_bytes(scene.export(file_type="glb"))
-    return path
 
 
 def point_overlay(image: np.ndarray, results: Sequence[PersonResult]) -> np.ndarray:
@@ -546,14 +516,22 @@ class WebDemo:
         image_name: str,
         image_size: tuple[int, int],
     ) -> list[str]:
-        from jotr.inference.export import results_to_json, write_json, write_mesh
+        from jotr.geometry.coords import apply_rigid
+        from jotr.inference.export import (
+            result_export_transform,
+            results_to_json,
+            write_json,
+            write_mesh,
+            write_scene_glb,
+        )
 
         files = []
         ok = [r for r in results if r.ok]
+        export = result_export_transform(results, "world")  # one frame for every file of the request
         for r in ok:
             for ext in ("obj", "ply"):
                 path = out / f"person_{r.index:02d}.{ext}"
-                write_mesh(path, r.vertices, faces)
+                write_mesh(path, apply_rigid(export, r.vertices), faces)
                 files.append(str(path))
         params = out / "params.json"
         write_json(
@@ -563,11 +541,12 @@ class WebDemo:
                 image=image_name,
                 image_size=image_size,
                 body_model=self.predictor.cfg.body.kind,
+                extra={"export_frame": "world", "export_from_camera": export.round(9).tolist()},
             ),
         )
         files.append(str(params))
         if ok:
-            files.append(str(write_scene_glb(out / "scene.glb", ok, faces)))
+            files.append(str(write_scene_glb(out / "scene.glb", ok, faces, export)))
         return files
 
     def _prune(self) -> None:
