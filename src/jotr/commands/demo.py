@@ -82,6 +82,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="temporal smoothing of the parameters for videos (default one-euro)",
     )
     p.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+    p.add_argument(
+        "--video-meshes",
+        action="store_true",
+        help="videos: also store every person-frame's vertices in params.npz (V x 3 float32 each)",
+    )
 
 
 def _list_inputs(path: Path) -> list[Path]:
@@ -240,8 +245,9 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
             body_model=predictor.cfg.body.kind,
             visualizer=visualizer,
             meshes=not args.no_meshes,
-            frame=args.frame,
+            frame=getattr(args, "frame", "world"),
             rig_body=rig_body_of(predictor),
+            predictor=predictor,
         )
     except InputError as exc:
         logger.error("%s", exc)
@@ -268,6 +274,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
         write_npz,
         write_video_rigs,
     )
+    from jotr.inference.result_format import meta_to_npz, result_metadata
     from jotr.inference.smoothing import ParameterSmoother
 
     cap = cv2.VideoCapture(str(path))
@@ -280,7 +287,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     smoother = ParameterSmoother(args.smooth, fps=fps) if args.smooth != "none" else None
     failures: list[str] = []
     rows: dict[str, list[np.ndarray]] = {}
-    video_focal = None
+    intrinsics, video_size = (None, None), (0, 0)
     lowest: list[np.ndarray] = []  # (3,) lowest mesh point (largest camera y) of every person in every frame
     frames_json = []
     faces = predictor.faces
@@ -325,11 +332,14 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                         r.vertices, r.joints = verts[k].cpu().numpy(), joints[k].cpu().numpy()
                         r.joints_img = _project(r.joints, r.focal, r.princpt)
                 lowest += [r.vertices[np.argmax(r.vertices[:, 1])] for r in good]
-                video_focal = good[0].focal if good else video_focal
+                if good:
+                    intrinsics = (good[0].focal, good[0].princpt)
+                video_size = (rgb.shape[1], rgb.shape[0])
                 arrays = results_to_arrays(good)
                 arrays["frame"] = np.full(len(good), idx, np.int64)
                 arrays["track_id"] = np.asarray(track_ids, np.int64)
-                arrays.pop("vertices")
+                if not args.video_meshes:
+                    arrays.pop("vertices")
                 for key, value in arrays.items():
                     if len(good):
                         rows.setdefault(key, []).append(value)
@@ -358,7 +368,6 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
             for w in writers.values():
                 w.release()
             stacked = {k: np.concatenate(v) for k, v in rows.items()}
-            stacked["faces"] = np.asarray(faces, np.int64)
             export = np.eye(4)
             if lowest:
                 from jotr.geometry.coords import export_from_camera
@@ -366,7 +375,6 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                 export = export_from_camera(args.frame, np.stack(lowest), stacked["translation"])
                 body = rig_body_of(predictor)
                 if body is not None and not args.no_meshes:
-                    H, W = rgb.shape[:2] if frames_json else (0, 0)
                     write_video_rigs(
                         tmp,
                         stacked,
@@ -374,22 +382,29 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                         export,
                         fps=fps,
                         num_frames=len(frames_json),
-                        image_size=(W, H),
-                        focal=video_focal,
+                        image_size=video_size,
+                        focal=intrinsics[0],
                     )
-            write_npz(tmp / "params.npz", stacked)
-            write_json(
-                tmp / "params.json",
-                {
-                    "video": str(path),
-                    "fps": fps,
-                    "smoothing": args.smooth,
-                    "body_model": predictor.cfg.body.kind,
-                    "export_frame": args.frame,
-                    "export_from_camera": export.round(9).tolist(),
-                    "frames": frames_json,
-                },
+            meta = result_metadata(
+                predictor,
+                kind="video",
+                source=str(path),
+                image_size=video_size,
+                focal=intrinsics[0],
+                princpt=intrinsics[1],
+                export_frame=args.frame,
+                export_from_camera=export,
+                body_model=predictor.cfg.body.kind,
             )
+            meta.update(fps=float(fps), smoothing=args.smooth, num_frames=len(frames_json))
+            write_npz(
+                tmp / "params.npz", {**meta_to_npz(meta), **stacked, "faces": np.asarray(faces, np.int64)}
+            )
+            people_json = [
+                {k: np.asarray(v[i]).round(6).tolist() for k, v in stacked.items() if k != "vertices"}
+                for i in range(len(stacked.get("frame", [])))
+            ]
+            write_json(tmp / "params.json", {**meta, "frames": frames_json, "people": people_json})
             if not frames_json:
                 raise InputError(f"{path}: no frame could be read")
     except InputError as exc:

@@ -19,7 +19,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from jotr.body.joint_sets import JOTR30
 from jotr.errors import InputError
 from jotr.inference.predictor import PersonResult
 
@@ -221,71 +220,32 @@ def _list(a: np.ndarray | None) -> Any:
     return None if a is None else np.asarray(a, dtype=np.float64).round(6).tolist()
 
 
-def results_to_json(
-    results: Sequence[PersonResult],
-    *,
-    image: str,
-    image_size: tuple[int, int],
-    body_model: str,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A JSON-serialisable description of one image's results (arrays as nested lists)."""
+def results_to_json(results: Sequence[PersonResult], meta: dict[str, Any]) -> dict[str, Any]:
+    """``params.json`` of one image: the metadata (:func:`jotr.inference.result_format.result_metadata`)
+    and a ``people`` entry per input person -- the arrays of :data:`PERSON_KEYS` as nested lists, or its
+    ``error`` (docs/results_format.md)."""
+    from jotr.inference.result_format import PERSON_KEYS
+
     people = []
     for r in results:
-        entry: dict[str, Any] = {"index": r.index, "error": r.error}
+        entry: dict[str, Any] = {"person_index": r.index, "error": r.error}
         if r.ok:
-            entry.update(
-                {
-                    "box_xywh": _list(r.box_xywh),
-                    "translation": _list(r.translation),
-                    "cam_t_crop": _list(r.cam_t_crop),
-                    "pose_aa": _list(r.pose_aa),
-                    "shape": _list(r.shape),
-                    "joints_cam": _list(r.joints),
-                    "joints_img": _list(r.joints_img),
-                    "input_keypoints_jotr30": _list(r.keypoints_jotr30),
-                }
-            )
+            entry.update({k: _list(getattr(r, k)) for k in PERSON_KEYS if k != "person_index"})
         people.append(entry)
-    ok = next((r for r in results if r.ok), None)
-    out = {
-        "image": image,
-        "image_size": list(image_size),
-        "body_model": body_model,
-        "focal": list(ok.focal) if ok else None,
-        "princpt": list(ok.princpt) if ok else None,
-        "joint_names": list(JOTR30.names),
-        "units": {
-            "translation": "m, camera frame x right / y down / z forward",
-            "joints_img": "image px",
-            "pose_aa": "axis-angle rad, local, root first (root in the camera frame)",
-        },
-        "people": people,
-    }
-    if extra:
-        out.update(extra)
-    return out
+    return {**meta, "people": people}
 
 
 def results_to_arrays(
-    results: Sequence[PersonResult], faces: np.ndarray | None = None
+    results: Sequence[PersonResult], faces: np.ndarray | None = None, meta: dict[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
-    """Stacked arrays of the successful people (leading axis P) for ``np.savez``."""
+    """``params.npz`` arrays: the metadata (strings as 0-d arrays) and the :data:`PERSON_KEYS` arrays plus
+    ``vertices`` of the reconstructed people stacked (leading axis P), and ``faces``."""
+    from jotr.inference.result_format import PERSON_KEYS, meta_to_npz
+
     ok = [r for r in results if r.ok]
-    arrays: dict[str, np.ndarray] = {"person_index": np.array([r.index for r in ok], dtype=np.int64)}
-    fields = (
-        "box_xywh",
-        "pose_rotmat",
-        "pose_aa",
-        "shape",
-        "cam_t_crop",
-        "translation",
-        "vertices",
-        "joints",
-        "joints_img",
-        "keypoints_jotr30",
-    )
-    for name in fields:
+    arrays: dict[str, np.ndarray] = meta_to_npz(meta or {})
+    arrays["person_index"] = np.array([r.index for r in ok], dtype=np.int64)
+    for name in (*PERSON_KEYS[1:], "vertices"):
         values = [getattr(r, name) for r in ok]
         arrays[name] = np.stack(values).astype(np.float32) if values else np.zeros((0,), np.float32)
     if faces is not None:
@@ -316,6 +276,7 @@ def save_image_outputs(
     images: dict[str, np.ndarray] | None = None,
     frame: str = "world",
     rig_body: Any | None = None,
+    predictor: Any | None = None,
 ) -> Path:
     """Write one image's outputs into ``folder`` atomically (staged folder, then rename).
 
@@ -324,13 +285,26 @@ def save_image_outputs(
     ``scene.glb``, and -- with ``rig_body`` (the Anny body that made the meshes) -- ``rigged.glb`` (skinned,
     posed, with the camera); every mesh file in the export ``frame`` (``world`` or ``camera``, one transform
     for the whole result, stored in the params as ``export_from_camera``); ``params.json`` (every person,
-    errors included) and ``params.npz`` (stacked arrays of the reconstructed people, plus ``faces``)."""
+    errors included) and ``params.npz`` (stacked arrays of the reconstructed people, plus ``faces``), with
+    the metadata of docs/results_format.md (``predictor`` adds the body's names and the checkpoint)."""
     from jotr.geometry.coords import apply_rigid
+    from jotr.inference.result_format import result_metadata
 
     ok = [r for r in results if r.ok]
     H, W = image.shape[:2]
     export = result_export_transform(results, frame)
-    extra = {**(extra or {}), "export_frame": frame, "export_from_camera": export.round(9).tolist()}
+    meta = result_metadata(
+        predictor,
+        kind="image",
+        source=image_name,
+        image_size=(W, H),
+        focal=ok[0].focal if ok else None,
+        princpt=ok[0].princpt if ok else None,
+        export_frame=frame,
+        export_from_camera=export,
+        body_model=body_model,
+    )
+    meta.update(extra or {})
     with staged_dir(folder) as tmp:
         for key, img in (images or {}).items():
             write_png(tmp / f"{key}.png", img)
@@ -356,9 +330,6 @@ def save_image_outputs(
             write_scene_glb(tmp / "scene.glb", ok, faces, export)
             if rig_body is not None:
                 write_rigged_results(tmp / "rigged.glb", ok, rig_body, export, (W, H))
-        write_json(
-            tmp / "params.json",
-            results_to_json(results, image=image_name, image_size=(W, H), body_model=body_model, extra=extra),
-        )
-        write_npz(tmp / "params.npz", results_to_arrays(results, faces))
+        write_json(tmp / "params.json", results_to_json(results, meta))
+        write_npz(tmp / "params.npz", results_to_arrays(results, faces, meta))
     return Path(folder)

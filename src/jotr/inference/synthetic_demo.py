@@ -264,6 +264,7 @@ def run_synthetic_demo(
             images={"input": scene.image},
             frame=frame,
             rig_body=rig_body_of(predictor),
+            predictor=predictor,
         )
     finally:
         if visualizer is not None:

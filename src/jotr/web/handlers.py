@@ -524,6 +524,7 @@ class WebDemo:
             write_mesh,
             write_scene_glb,
         )
+        from jotr.inference.result_format import result_metadata
 
         files = []
         ok = [r for r in results if r.ok]
@@ -534,16 +535,18 @@ class WebDemo:
                 write_mesh(path, apply_rigid(export, r.vertices), faces)
                 files.append(str(path))
         params = out / "params.json"
-        write_json(
-            params,
-            results_to_json(
-                results,
-                image=image_name,
-                image_size=image_size,
-                body_model=self.predictor.cfg.body.kind,
-                extra={"export_frame": "world", "export_from_camera": export.round(9).tolist()},
-            ),
+        meta = result_metadata(
+            self.predictor,
+            kind="image",
+            source=image_name,
+            image_size=image_size,
+            focal=ok[0].focal if ok else None,
+            princpt=ok[0].princpt if ok else None,
+            export_frame="world",
+            export_from_camera=export,
+            body_model=self.predictor.cfg.body.kind,
         )
+        write_json(params, results_to_json(results, meta))
         files.append(str(params))
         if ok:
             files.append(str(write_scene_glb(out / "scene.glb", ok, faces, export)))
