@@ -288,6 +288,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     failures: list[str] = []
     rows: dict[str, list[np.ndarray]] = {}
     intrinsics, video_size = (None, None), (0, 0)
+    side_view = None
     lowest: list[np.ndarray] = []  # (3,) lowest mesh point (largest camera y) of every person in every frame
     frames_json = []
     faces = predictor.faces
@@ -358,7 +359,9 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                         focal,
                         princpt,
                         colors=[person_color(int(t)) for t in track_ids],
+                        side_view=side_view,  # framed once, on the first frame with people: no jumps
                     )
+                    side_view = ov.side_view
                     for key, img in (("overlay", ov.image), ("side", ov.side)):
                         if key not in writers:
                             writers[key] = cv2.VideoWriter(

@@ -320,6 +320,7 @@ def save_image_outputs(
                 princpt,
                 boxes=[r.box_xywh for r in ok],
                 colors=[person_color(r.index) for r in ok],
+                labels=[str(r.index) for r in ok],
             )
             write_png(tmp / "overlay.png", ov.image)
             write_png(tmp / "side.png", ov.side)

@@ -276,10 +276,15 @@ def summary_markdown(
         + ")",
         "",
     ]
+    from jotr.viz.overlay import person_hex
+
     for r in results:
         if r.ok:
             x, y, z = (float(v) for v in r.translation)
-            lines.append(f"- person {r.index}: ok, pelvis at ({x:.2f}, {y:.2f}, {z:.2f}) m (camera frame)")
+            swatch = f'<span style="color:{person_hex(r.index)}">&#9632;</span>'  # the person's mesh colour
+            lines.append(
+                f"- {swatch} person {r.index}: ok, pelvis at ({x:.2f}, {y:.2f}, {z:.2f}) m (camera frame)"
+            )
         else:
             lines.append(f"- person {r.index}: **failed**: {r.error}")
     lines += [f"- note: {n}" for n in notes]
@@ -505,6 +510,7 @@ class WebDemo:
             princpt,
             boxes=[r.box_xywh for r in ok],
             colors=[person_color(r.index) for r in ok],
+            labels=[str(r.index) for r in ok],
         )
         return ov.image, ov.side
 
