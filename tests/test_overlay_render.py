@@ -61,7 +61,7 @@ def test_side_view_has_ground_and_camera_and_a_fixed_framing():
     ground = pixel([(x0 + x1) / 2, view.ground_y, z0 + 0.75])  # ground between the camera and the person
     for img in (first.side, empty.side):
         assert img[marker].max() < 150 and np.ptp(img[marker]) < 10  # dark grey marker
-        assert 150 < img[ground].min() and img[ground].max() < 245 and np.ptp(img[ground]) < 10  # light grey
+        assert 120 < img[ground].min() and img[ground].max() < 245 and np.ptp(img[ground]) < 10  # light grey
     # fixed framing: the person moved, the camera marker and the ground stayed where they were
     assert moved.side_view is view
     np.testing.assert_array_equal(moved.side[marker], first.side[marker])

@@ -31,7 +31,7 @@ PALETTE = np.array(
     ]
 )
 OUTLINE_RGB = (20, 20, 20)  # mesh outlines (front and side view)
-GROUND_RGB = ((0.80, 0.80, 0.78), (0.90, 0.90, 0.88))  # side view: checkerboard tiles of the ground plane
+GROUND_RGB = ((0.90, 0.90, 0.88), (1.0, 1.0, 0.98))  # side view: checkerboard tiles of the ground plane
 CAMERA_MARKER_RGB = (0.25, 0.25, 0.28)
 SIDE_ELEVATION_DEG = 15.0  # the side view looks down this much, so the ground plane shows
 GROUND_TILE_M = 0.5
