@@ -223,6 +223,32 @@ def test_large_image_is_scaled_and_outputs_map_back(predictor, tmp_path):
     assert params["image_size"] == [1280, 960]
 
 
+def test_focal_field(predictor, tmp_path):
+    """The page's focal length (original pixels) reaches the predictor through the inference-size scaling,
+    comes back in original pixels, and a bad value is answered on the page."""
+    import cv2
+
+    big = tmp_path / "two_people.png"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(EXAMPLE / "two_people.jpg")), (640, 480)))
+    people = json.loads((EXAMPLE / "two_people.json").read_text())
+    for p in people:
+        k = np.asarray(p["keypoints"]).reshape(30, 3)
+        k[:, :2] = (k[:, :2] + 0.5) * 2 - 0.5
+        p["keypoints"] = k.reshape(-1).tolist()
+        p.pop("bbox")
+    kp = tmp_path / "big.json"
+    kp.write_text(json.dumps(people))
+    with WebDemo(predictor, tmp_path / "w", Limits(max_side=320), render=False) as d:
+        res = d.reconstruct(big, kp, focal=1234.0)
+        default = d.reconstruct(big, kp, focal="")
+        bad = d.reconstruct(big, kp, focal=-5)
+    assert res.ok and all(np.allclose(r.focal, (1234.0, 1234.0)) for r in res.results if r.ok)
+    assert default.ok and np.allclose(default.results[0].focal, np.hypot(640, 480))
+    params = json.loads(Path(next(f for f in res.files if f.endswith("params.json"))).read_text())
+    assert params["focal"] == [1234.0, 1234.0]
+    assert not bad.ok and "focal length must be a positive number" in bad.message
+
+
 def test_scale_round_trip():
     from jotr.inference.predictor import PersonInput, PersonResult
 

@@ -123,6 +123,7 @@ def _validate_args(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from jotr.inference.predictor import JOTRPredictor
 
@@ -154,14 +155,15 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     failed_inputs = 0
     try:
-        for path in tqdm(inputs, desc="demo", unit="file", disable=len(inputs) < 2 or None):
-            folder = out / names[path]
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                errors = process_video(path, predictor, people_source, folder, visualizer, args)
-            else:
-                errors = process_image(path, predictor, people_source, folder, visualizer, args)
-            failures += errors
-            failed_inputs += bool(errors)
+        with logging_redirect_tqdm():  # log lines above the progress bars, not through them
+            for path in tqdm(inputs, desc="demo", unit="file", disable=len(inputs) < 2 or None):
+                folder = out / names[path]
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    errors = process_video(path, predictor, people_source, folder, visualizer, args)
+                else:
+                    errors = process_image(path, predictor, people_source, folder, visualizer, args)
+                failures += errors
+                failed_inputs += bool(errors)
     finally:
         if visualizer is not None:
             visualizer.close()

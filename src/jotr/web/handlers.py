@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
 import threading
@@ -357,11 +358,24 @@ class WebDemo:
         keypoint_format: str | None = "auto",
         *,
         image_name: str | None = None,
+        focal: float | None = None,
     ) -> PageResult:
         """One request; never raises. ``image_name``: the uploaded file's name (to find its keypoints in a
-        COCO file), default the file name of ``image_path``."""
+        COCO file), default the file name of ``image_path``; ``focal``: the photo's focal length in original
+        pixels (None: the predictor's default)."""
         if image_path is None or str(image_path) == "":
             return PageResult.error("upload an image first (or pick an example)")
+        if focal in ("", 0):
+            focal = None
+        if focal is not None:
+            try:
+                focal = float(focal)
+            except (TypeError, ValueError):
+                return PageResult.error(f"the focal length must be a number of pixels, got {focal!r}")
+            if not (math.isfinite(focal) and focal > 0):
+                return PageResult.error(
+                    f"the focal length must be a positive number of pixels, got {focal:g}"
+                )
         if keypoint_format not in (None, *KEYPOINT_FORMATS):
             return PageResult.error(f"unknown keypoint format {keypoint_format!r}; one of {KEYPOINT_FORMATS}")
         self._prune()
@@ -378,6 +392,7 @@ class WebDemo:
                 request_dir,
                 deadline,
                 cancelled,
+                focal,
             )
             return future.result(timeout=self.limits.timeout_s)
         except FutureTimeout:
@@ -406,6 +421,7 @@ class WebDemo:
         out: Path,
         deadline: float,
         cancelled: threading.Event,
+        focal: float | None = None,
     ) -> PageResult:
         def check(stage: str) -> None:
             if cancelled.is_set() or time.monotonic() > deadline:
@@ -428,7 +444,9 @@ class WebDemo:
             notes.append(f"{len(people)} people given; only the first {limits.max_people} were reconstructed")
             people = people[: limits.max_people]
         check("inference")
-        results = self.predictor.predict(image, people, name=image_name)
+        # the focal length of the original photo, in the pixels of the (possibly scaled) inference image
+        small_focal = None if focal is None else (focal * to_small[0, 0], focal * to_small[1, 1])
+        results = self.predictor.predict(image, people, name=image_name, focal=small_focal)
         check("rendering")
         ok = [r for r in results if r.ok]
         faces = self.predictor.faces
