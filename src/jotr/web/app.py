@@ -30,7 +30,7 @@ INTRO = (
     "Upload a photo (or pick an example) and, optionally, the people's 2D keypoints as a COCO results / "
     "annotation JSON or an OpenPose JSON. Without keypoints the built-in single-person detector is used "
     "(needs `jotr[detect]`). You get the meshes over the image, a side view, a 3D view to turn, and the "
-    "meshes (`.obj` / `.ply`) and parameters (`params.json`) to download."
+    "meshes (`.obj` / `.ply` / `.glb`) and parameters (`params.json`) to download."
 )
 CSS = """
 #jotr-status { min-height: 3em; }
@@ -86,7 +86,7 @@ def build_app(demo: WebDemo, *, queue_size: int = 16, title: str = TITLE) -> gr.
                 )
                 focal = gr.Number(
                     value=None,
-                    label="Focal length of the photo in pixels (optional; default sqrt(W² + H²))",
+                    label="Focal length of the photo in pixels (optional; 0: sqrt(W² + H²))",
                     elem_id="jotr-focal",
                 )
                 button = gr.Button("Reconstruct", variant="primary", elem_id="jotr-run")
