@@ -71,9 +71,9 @@ def test_cli_finds_the_filled_default_without_a_variable(anny_cache_env, tmp_pat
     env = {k: v for k, v in os.environ.items() if k != "ANNY_CACHE_DIR"}
     env.update(XDG_CACHE_HOME=str(xdg), HOME=str(home), PYTHONPATH=str(REPO_ROOT / "src"))
     code = (
-        "import anny.paths, sys; from jotr.body.anny import AnnyBody; body = AnnyBody(); "
+        "import anny.paths; from jotr.body.anny import AnnyBody; body = AnnyBody(); "
         "print(anny.paths.get_anny_cache_path(), body.num_vertices)"
-    )
+    )  # what `jotr demo` / `jotr serve` / JOTRPredictor do first: build the Anny body
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
     )
