@@ -1,7 +1,8 @@
 # The two commands of README.md: `make demo` (main job on the embedded default) and `make test`.
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
-export ANNY_CACHE_DIR ?= $(CURDIR)/.cache/anny
+# The Anny cache: $ANNY_CACHE_DIR when set, else ~/.cache/jotr/anny (jotr.body.anny_cache.default_cache_dir);
+# the set-up fills it, and the CLI, the API and the tests find it with no variable.
 export OMP_NUM_THREADS ?= 2
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=

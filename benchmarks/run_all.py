@@ -5,10 +5,10 @@
                                  [--results-dir benchmarks/results] [--args NAME="--flag value" ...]
 
 Each benchmark runs as ``python -m benchmarks.bench_<name> ...`` in a child process (its own interpreter, its
-own peak memory), with ``OMP_NUM_THREADS`` = ``--threads`` and ``ANNY_CACHE_DIR`` defaulting to the
-repository's ``.cache/anny``. ``--quick`` passes tiny sizes and one repetition to every benchmark (a check
-that they all run, in a few minutes; the figures are not meaningful). ``--args NAME="..."`` replaces the
-arguments given to one benchmark.
+own peak memory), with ``OMP_NUM_THREADS`` = ``--threads`` and the Anny cache of jotr's rule
+(``$ANNY_CACHE_DIR``, else ``~/.cache/jotr/anny``). ``--quick`` passes tiny sizes and one repetition to every
+benchmark (a check that they all run, in a few minutes; the figures are not meaningful). ``--args NAME="..."``
+replaces the arguments given to one benchmark.
 
 A result file holds ``{"name", "command", "quick", "started_utc", "wall_s", "machine", "load_average",
 "result", "table"}``: ``result`` is the benchmark's JSON line, ``table`` its printed table, ``machine`` the
@@ -167,7 +167,6 @@ def run_module(
         cmd += ["--threads", str(threads)]
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
-    env.setdefault("ANNY_CACHE_DIR", str(REPO / ".cache" / "anny"))
     started = dt.datetime.now(dt.timezone.utc)
     load_before = _load()
     t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """Shared test fixtures (keep small and stable; every engineer's tests use them).
 
-* ``anny_cache_env``: the Anny cache folder (``ANNY_CACHE_DIR``, defaulted to ``<repo>/.cache/anny``).
+* ``anny_cache_env``: the Anny cache folder, by jotr's one rule (``$ANNY_CACHE_DIR``, else
+  ``~/.cache/jotr/anny``: :func:`jotr.body.anny_cache.default_cache_dir`), which the set-up fills.
 * ``smpl_model_dir``: a folder with procedural SMPL files ``SMPL_{NEUTRAL,MALE,FEMALE}.{pkl,npz}`` (6890
   vertices, SMPL's keys and landmark vertex ids), ``J_regressor_h36m_correct.npy`` and
   ``J_regressor_extra.npy``.
@@ -10,14 +11,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Anny rebuilds ~800 MB of cache for a minute when this is unset; the set-up pre-builds it here.
-os.environ.setdefault("ANNY_CACHE_DIR", str(REPO_ROOT / ".cache" / "anny"))
 
 
 # A tiny JOTR network (seconds to build and train) for engine / CLI tests on the toy body model.
@@ -39,9 +37,11 @@ TINY_MODEL = dict(
 
 @pytest.fixture(scope="session")
 def anny_cache_env() -> Path:
-    path = os.environ.get("ANNY_CACHE_DIR")
-    assert path, "ANNY_CACHE_DIR must be set (the pre-built Anny cache)"
-    return Path(path)
+    from jotr.body.anny_cache import default_cache_dir
+
+    path = default_cache_dir()
+    assert path.is_dir(), f"no Anny cache at {path}: run `make setup` (or python -m jotr.body.anny_cache)"
+    return path
 
 
 @pytest.fixture(scope="session")

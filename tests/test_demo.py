@@ -90,6 +90,7 @@ def test_demo_images_keypoints_and_bad_inputs(tiny_checkpoint, tmp_path, capsys)
         "person_00.ply",
         "person_01.obj",
         "person_01.ply",
+        "scene.glb",  # no rigged.glb: the toy body is not Anny
     }
     if _rendering():
         expected |= {"overlay.png", "side.png"}
@@ -198,15 +199,53 @@ def test_demo_video_with_smoothing(tiny_checkpoint, tmp_path):
         cap.release()
 
 
-def test_demo_synthetic_with_given_checkpoint(tmp_path, capsys, monkeypatch):
-    """The embedded-default job on a tiny random-weight Anny checkpoint: outputs + printed GT metrics."""
+@pytest.fixture(scope="module")
+def anny_checkpoint(tmp_path_factory, anny_cache_env):
+    """A random-weight checkpoint of the small config on the Anny body (the embedded default)."""
     from jotr.engine.checkpoint import save_checkpoint
     from jotr.models import build_model
 
     torch.manual_seed(0)
-    cfg = JOTRConfig(model=ModelConfig.small())  # Anny body (the embedded default)
+    cfg = JOTRConfig(model=ModelConfig.small())
     model = build_model(cfg, pretrained=False).eval()
-    ckpt = save_checkpoint(tmp_path / "anny_tiny.pt", model=model, cfg=cfg, step=0, rng=False, commit="test")
+    path = tmp_path_factory.mktemp("anny_ckpt") / "anny_tiny.pt"
+    return save_checkpoint(path, model=model, cfg=cfg, step=0, rng=False, commit="test")
+
+
+def test_demo_video_rigged_exports(anny_checkpoint, tmp_path):
+    """A 4-frame video on the Anny body: rigged.glb (one animated skinned track) and track_00.bvh."""
+    import pygltflib
+
+    rng = np.random.default_rng(2)
+    video = tmp_path / "walk.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for _ in range(4):
+        writer.write(rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+    writer.release()
+    base = np.array(_coco_person(rng, 60, 50)).reshape(17, 3)
+    kp = [
+        {"image_id": t, "category_id": 1, "score": 0.9, "keypoints": (base + [t, 0, 0]).reshape(-1).tolist()}
+        for t in range(4)
+    ]
+    (tmp_path / "kp.json").write_text(json.dumps(kp))
+    out = tmp_path / "out"
+    args = ["demo", str(video), "--checkpoint", str(anny_checkpoint), "--out", str(out)]
+    args += ["--keypoints", str(tmp_path / "kp.json"), "--no-render", "--device", "cpu"]
+    assert main(args) == 0
+    folder = out / "walk"
+    assert {"rigged.glb", "track_00.bvh", "params.json", "params.npz"} <= {p.name for p in folder.iterdir()}
+    gltf = pygltflib.GLTF2().load(str(folder / "rigged.glb"))
+    assert len(gltf.skins) == 1 and len(gltf.animations) == 1
+    times = gltf.accessors[gltf.animations[0].samplers[0].input]
+    assert times.count == 4 and times.max[0] == pytest.approx(0.3)  # 4 frames at 10 fps
+    bvh = (folder / "track_00.bvh").read_text()
+    assert "Frames: 4" in bvh and "Frame Time: 0.100000" in bvh
+    assert json.loads((folder / "params.json").read_text())["export_frame"] == "world"
+
+
+def test_demo_synthetic_with_given_checkpoint(anny_checkpoint, tmp_path, capsys, monkeypatch):
+    """The embedded-default job on a tiny random-weight Anny checkpoint: outputs + printed GT metrics."""
+    ckpt = anny_checkpoint
     monkeypatch.setenv("JOTR_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"
     args = [
@@ -235,6 +274,7 @@ def test_demo_synthetic_with_given_checkpoint(tmp_path, capsys, monkeypatch):
     folder = next(out.iterdir())
     names = {p.name for p in folder.iterdir()}
     assert {"input.png", "params.json", "params.npz", "person_00.obj", "person_00.ply"} <= names
+    assert {"scene.glb", "rigged.glb"} <= names
     params = json.loads((folder / "params.json").read_text())
     gt = params["ground_truth_metrics_mm"]
     assert gt["mean"]["mpjpe"] == pytest.approx(values[0], abs=0.06)

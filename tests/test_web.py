@@ -95,13 +95,17 @@ def test_example_end_to_end(demo):
 
     scene = trimesh.load(res.scene_glb, force="scene")
     assert len(scene.geometry) == 2
+    # the world frame of every file of the request: y up, the lowest sole on y = 0; obj and glb coincide
+    export = np.array(params["export_from_camera"])
+    assert params["export_frame"] == "world"
+    np.testing.assert_allclose(export[:3, :3], np.diag([1.0, -1.0, -1.0]))
     verts = np.concatenate([g.vertices for g in scene.geometry.values()])
-    assert np.abs(verts.mean(0)).max() < 1e-3  # centred for the viewer
-    # glTF axes: camera-frame y (down) and z (forward) flipped
+    assert abs(verts[:, 1].min()) < 1e-4
     r0 = res.results[0]
     g0 = scene.geometry["person_00"].vertices
-    centre = np.concatenate([r.vertices for r in res.results]).mean(0)
-    np.testing.assert_allclose(g0, (r0.vertices - centre) * [1, -1, -1], atol=1e-4)
+    np.testing.assert_allclose(g0, r0.vertices @ export[:3, :3].T + export[:3, 3], atol=1e-4)
+    obj = trimesh.load(next(f for f in res.files if f.endswith("person_00.obj")), process=False)
+    np.testing.assert_allclose(obj.vertices, g0, atol=1e-4)
 
 
 def demo_input(path: Path) -> np.ndarray:
@@ -217,6 +221,32 @@ def test_large_image_is_scaled_and_outputs_map_back(predictor, tmp_path):
         )
     params = json.loads(Path(next(f for f in scaled.files if f.endswith("params.json"))).read_text())
     assert params["image_size"] == [1280, 960]
+
+
+def test_focal_field(predictor, tmp_path):
+    """The page's focal length (original pixels) reaches the predictor through the inference-size scaling,
+    comes back in original pixels, and a bad value is answered on the page."""
+    import cv2
+
+    big = tmp_path / "two_people.png"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(EXAMPLE / "two_people.jpg")), (640, 480)))
+    people = json.loads((EXAMPLE / "two_people.json").read_text())
+    for p in people:
+        k = np.asarray(p["keypoints"]).reshape(30, 3)
+        k[:, :2] = (k[:, :2] + 0.5) * 2 - 0.5
+        p["keypoints"] = k.reshape(-1).tolist()
+        p.pop("bbox")
+    kp = tmp_path / "big.json"
+    kp.write_text(json.dumps(people))
+    with WebDemo(predictor, tmp_path / "w", Limits(max_side=320), render=False) as d:
+        res = d.reconstruct(big, kp, focal=1234.0)
+        default = d.reconstruct(big, kp, focal="")
+        bad = d.reconstruct(big, kp, focal=-5)
+    assert res.ok and all(np.allclose(r.focal, (1234.0, 1234.0)) for r in res.results if r.ok)
+    assert default.ok and np.allclose(default.results[0].focal, np.hypot(640, 480))
+    params = json.loads(Path(next(f for f in res.files if f.endswith("params.json"))).read_text())
+    assert params["focal"] == [1234.0, 1234.0]
+    assert not bad.ok and "focal length must be a positive number" in bad.message
 
 
 def test_scale_round_trip():

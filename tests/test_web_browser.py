@@ -137,6 +137,9 @@ def test_serve_in_headless_chromium(checkpoint, tmp_path):
         GRADIO_ANALYTICS_ENABLED="False",
     )
     env.setdefault("OMP_NUM_THREADS", "1")
+    from jotr.body.anny_cache import default_cache_dir
+
+    env["ANNY_CACHE_DIR"] = str(default_cache_dir())  # the filled cache, although HOME is redirected
     log = tmp_path / "serve.log"
     model = [] if checkpoint is None else ["--checkpoint", str(checkpoint)]
     with open(log, "wb") as out:

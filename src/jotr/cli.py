@@ -108,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if (args.verbose or debug) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not (args.verbose or debug):
+        from jotr.utils.quiet import quiet_dependency_loggers
+
+        quiet_dependency_loggers()
     if args.command is None:
         parser.print_help()
         return 0

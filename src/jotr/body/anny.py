@@ -35,6 +35,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -194,24 +195,26 @@ def quiet_warp() -> None:
             warp.init()
 
 
-def load_anny(rig: str, topology: str):
-    """Build (or load from ``$ANNY_CACHE_DIR``) an ``anny.Anny`` model in float64, quietly.
+def load_anny(rig: str, topology: str, cache_dir: str | os.PathLike | None = None):
+    """Build (or load from ``cache_dir``, default :func:`jotr.body.anny_cache_files.default_cache_dir`) an
+    ``anny.Anny`` model in float64, quietly; a build announces itself (folder, size, progress bar).
 
     Raises :class:`InputError` naming the rig/topology when anny rejects them.
     """
     quiet_warp()
     import anny
+    import anny.paths
 
+    from jotr.body.anny_cache_files import announce_builds, default_cache_dir, share_cache_files
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    anny.paths.set_anny_cache_path(cache_dir)
     try:
-        model = anny.Anny(rig=rig, topology=topology, pose_parameterization="local-ref")
+        with announce_builds(cache_dir):
+            model = anny.Anny(rig=rig, topology=topology, pose_parameterization="local-ref")
     except (ValueError, KeyError, FileNotFoundError, NotImplementedError) as exc:
         raise InputError(f"Anny cannot build rig={rig!r} topology={topology!r}: {exc}") from exc
-    from anny.paths import get_anny_cache_path
-
-    from jotr.body.anny_cache_files import share_cache_files
-
-    if get_anny_cache_path() is not None:
-        share_cache_files(get_anny_cache_path())  # safetensors writes 0600 files (another user: unreadable)
+    share_cache_files(cache_dir)  # safetensors writes 0600 files (another user: unreadable)
     return model
 
 
@@ -231,13 +234,12 @@ def _bone_descendants(parents: list[int], bone: int) -> list[int]:
 
 @functools.lru_cache(maxsize=4)
 def _landmark_targets(rig: str, cache_dir: str) -> dict[str, tuple[float, float, float]]:
-    """Landmark positions (Anny frame, metres) on the full mesh of ``rig``, reference pose, default shape.
-
-    ``cache_dir`` only keys the memo (the Anny cache the model was loaded from).
+    """Landmark positions (Anny frame, metres) on the full mesh of ``rig``, reference pose, default shape,
+    loaded from the Anny cache ``cache_dir``.
     """
     import anny
 
-    model = load_anny(rig, FULL_TOPOLOGY)
+    model = load_anny(rig, FULL_TOPOLOGY, cache_dir)
     with torch.no_grad():
         out = model(None, None)
         vertices = out["vertices"][0]  # (V, 3) Anny frame
@@ -287,11 +289,20 @@ class AnnyBody(BodyModel):
 
     name = "anny"
 
-    def __init__(self, rig: str = DEFAULT_RIG, topology: str = DEFAULT_TOPOLOGY) -> None:
+    def __init__(
+        self,
+        rig: str = DEFAULT_RIG,
+        topology: str = DEFAULT_TOPOLOGY,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        """``cache_dir``: the Anny cache (default :func:`jotr.body.anny_cache_files.default_cache_dir`)."""
         super().__init__()
         self.rig = rig
         self.topology = topology
-        model = load_anny(rig, topology)
+        from jotr.body.anny_cache_files import default_cache_dir
+
+        cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        model = load_anny(rig, topology, cache_dir)
         if tuple(model.phenotype_labels) != SHAPE_NAMES:
             raise InputError(
                 f"Anny rig={rig!r}: expected phenotypes {SHAPE_NAMES}, got {model.phenotype_labels}"
@@ -316,9 +327,7 @@ class AnnyBody(BodyModel):
         # Joint regressors, built in float64 from the rest mesh at the reference pose.
         with torch.no_grad():
             rest_vertices = model(None, None)["vertices"][0]  # (V, 3) Anny frame
-        from anny.paths import get_anny_cache_path
-
-        targets = _landmark_targets(rig, str(get_anny_cache_path()))
+        targets = _landmark_targets(rig, str(cache_dir))
         names = list(_LANDMARKS)
         target_points = np.array([targets[n] for n in names])
         marks = _closest_surface_weights(rest_vertices.numpy(), faces.numpy(), target_points)

@@ -2,12 +2,14 @@
 
 Without ``--checkpoint`` the model shipped with jotr is used (``JOTRPredictor.from_pretrained()``).
 
-Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, params.json, params.npz (written
-atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4, side.mp4, params.json, params.npz
-(per-frame rows), with optional temporal smoothing (``--smooth``). Keypoints come from ``--keypoints`` (COCO
-results JSON, COCO annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or from the built-in
-MediaPipe detector. The exit status is non-zero when any image (or person) failed; the others are still
-processed."""
+Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, scene.glb, rigged.glb (Anny),
+params.json, params.npz (written atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4,
+side.mp4, params.json, params.npz (per-frame rows), rigged.glb (the tracks as one animation) and track_XX.bvh
+(Anny), with optional temporal smoothing (``--smooth``). Mesh files use ``--frame`` (world: Y up, metres, feet
+on y = 0; camera: OpenCV), one transform per result (docs/results_format.md). Keypoints come from
+``--keypoints`` (COCO results JSON, COCO annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or
+from the built-in MediaPipe detector. The exit status is non-zero when any image (or person) failed; the
+others are still processed."""
 
 from __future__ import annotations
 
@@ -63,7 +65,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run the network under bfloat16 autocast (faster on CPUs with BF16)",
     )
     p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
-    p.add_argument("--no-meshes", action="store_true", help="skip .obj/.ply files")
+    p.add_argument(
+        "--no-meshes", action="store_true", help="skip the mesh files (.obj/.ply/.glb, rigged.glb, .bvh)"
+    )
+    p.add_argument(
+        "--frame",
+        default="world",
+        choices=["world", "camera"],
+        help="frame of every mesh file of a result: world (Y up, metres, feet on y=0, the camera looking "
+        "along -z; default) or camera (OpenCV: x right, y down, z forward)",
+    )
     p.add_argument(
         "--smooth",
         default="one-euro",
@@ -71,6 +82,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="temporal smoothing of the parameters for videos (default one-euro)",
     )
     p.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+    p.add_argument(
+        "--video-meshes",
+        action="store_true",
+        help="videos: also store every person-frame's vertices in params.npz (V x 3 float32 each)",
+    )
 
 
 def _list_inputs(path: Path) -> list[Path]:
@@ -107,6 +123,7 @@ def _validate_args(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from jotr.inference.predictor import JOTRPredictor
 
@@ -138,14 +155,15 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     failed_inputs = 0
     try:
-        for path in tqdm(inputs, desc="demo", unit="file", disable=len(inputs) < 2 or None):
-            folder = out / names[path]
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                errors = process_video(path, predictor, people_source, folder, visualizer, args)
-            else:
-                errors = process_image(path, predictor, people_source, folder, visualizer, args)
-            failures += errors
-            failed_inputs += bool(errors)
+        with logging_redirect_tqdm():  # log lines above the progress bars, not through them
+            for path in tqdm(inputs, desc="demo", unit="file", disable=len(inputs) < 2 or None):
+                folder = out / names[path]
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    errors = process_video(path, predictor, people_source, folder, visualizer, args)
+                else:
+                    errors = process_image(path, predictor, people_source, folder, visualizer, args)
+                failures += errors
+                failed_inputs += bool(errors)
     finally:
         if visualizer is not None:
             visualizer.close()
@@ -213,7 +231,7 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
     import cv2
 
     from jotr.errors import InputError
-    from jotr.inference.export import save_image_outputs
+    from jotr.inference.export import rig_body_of, save_image_outputs
     from jotr.inference.predictor import load_image
 
     try:
@@ -229,6 +247,9 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
             body_model=predictor.cfg.body.kind,
             visualizer=visualizer,
             meshes=not args.no_meshes,
+            frame=getattr(args, "frame", "world"),
+            rig_body=rig_body_of(predictor),
+            predictor=predictor,
         )
     except InputError as exc:
         logger.error("%s", exc)
@@ -247,7 +268,15 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
 
     from jotr.errors import InputError
     from jotr.geometry.rotations import rotmat_to_aa
-    from jotr.inference.export import results_to_arrays, staged_dir, write_json, write_npz
+    from jotr.inference.export import (
+        results_to_arrays,
+        rig_body_of,
+        staged_dir,
+        write_json,
+        write_npz,
+        write_video_rigs,
+    )
+    from jotr.inference.result_format import meta_to_npz, result_metadata
     from jotr.inference.smoothing import ParameterSmoother
 
     cap = cv2.VideoCapture(str(path))
@@ -260,6 +289,9 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     smoother = ParameterSmoother(args.smooth, fps=fps) if args.smooth != "none" else None
     failures: list[str] = []
     rows: dict[str, list[np.ndarray]] = {}
+    intrinsics, video_size = (None, None), (0, 0)
+    side_view = None
+    lowest: list[np.ndarray] = []  # (3,) lowest mesh point (largest camera y) of every person in every frame
     frames_json = []
     faces = predictor.faces
     try:
@@ -302,10 +334,15 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                         )
                         r.vertices, r.joints = verts[k].cpu().numpy(), joints[k].cpu().numpy()
                         r.joints_img = _project(r.joints, r.focal, r.princpt)
+                lowest += [r.vertices[np.argmax(r.vertices[:, 1])] for r in good]
+                if good:
+                    intrinsics = (good[0].focal, good[0].princpt)
+                video_size = (rgb.shape[1], rgb.shape[0])
                 arrays = results_to_arrays(good)
                 arrays["frame"] = np.full(len(good), idx, np.int64)
                 arrays["track_id"] = np.asarray(track_ids, np.int64)
-                arrays.pop("vertices")
+                if not args.video_meshes:
+                    arrays.pop("vertices")
                 for key, value in arrays.items():
                     if len(good):
                         rows.setdefault(key, []).append(value)
@@ -324,7 +361,9 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                         focal,
                         princpt,
                         colors=[person_color(int(t)) for t in track_ids],
+                        side_view=side_view,  # framed once, on the first frame with people: no jumps
                     )
+                    side_view = ov.side_view
                     for key, img in (("overlay", ov.image), ("side", ov.side)):
                         if key not in writers:
                             writers[key] = cv2.VideoWriter(
@@ -334,18 +373,43 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
             for w in writers.values():
                 w.release()
             stacked = {k: np.concatenate(v) for k, v in rows.items()}
-            stacked["faces"] = np.asarray(faces, np.int64)
-            write_npz(tmp / "params.npz", stacked)
-            write_json(
-                tmp / "params.json",
-                {
-                    "video": str(path),
-                    "fps": fps,
-                    "smoothing": args.smooth,
-                    "body_model": predictor.cfg.body.kind,
-                    "frames": frames_json,
-                },
+            export = np.eye(4)
+            if lowest:
+                from jotr.geometry.coords import export_from_camera
+
+                export = export_from_camera(args.frame, np.stack(lowest), stacked["translation"])
+                body = rig_body_of(predictor)
+                if body is not None and not args.no_meshes:
+                    write_video_rigs(
+                        tmp,
+                        stacked,
+                        body,
+                        export,
+                        fps=fps,
+                        num_frames=len(frames_json),
+                        image_size=video_size,
+                        focal=intrinsics[0],
+                    )
+            meta = result_metadata(
+                predictor,
+                kind="video",
+                source=str(path),
+                image_size=video_size,
+                focal=intrinsics[0],
+                princpt=intrinsics[1],
+                export_frame=args.frame,
+                export_from_camera=export,
+                body_model=predictor.cfg.body.kind,
             )
+            meta.update(fps=float(fps), smoothing=args.smooth, num_frames=len(frames_json))
+            write_npz(
+                tmp / "params.npz", {**meta_to_npz(meta), **stacked, "faces": np.asarray(faces, np.int64)}
+            )
+            people_json = [
+                {k: np.asarray(v[i]).round(6).tolist() for k, v in stacked.items() if k != "vertices"}
+                for i in range(len(stacked.get("frame", [])))
+            ]
+            write_json(tmp / "params.json", {**meta, "frames": frames_json, "people": people_json})
             if not frames_json:
                 raise InputError(f"{path}: no frame could be read")
     except InputError as exc:

@@ -10,6 +10,7 @@ when missing (a few minutes on 2 CPU cores; see docs/demo.md and :mod:`jotr.infe
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, default=384, help="scene height, pixels (default 384)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     p.add_argument("--no-render", action="store_true", help="skip overlay/side renders")
+    p.add_argument(
+        "--frame",
+        default="world",
+        choices=["world", "camera"],
+        help="frame of the mesh files: world (Y up, metres, feet on y=0; default) or camera (OpenCV)",
+    )
     g = p.add_argument_group("training a demo model on the spot instead of using the shipped one")
     g.add_argument(
         "--train-demo-model",
@@ -98,12 +105,17 @@ def run(args: argparse.Namespace) -> int:
         index=args.index,
         width=args.width,
         height=args.height,
+        frame=args.frame,
         render=render,
     )
+    from jotr.viz.overlay import person_swatch
+
     print(f"[demo-synthetic] outputs in {res.folder}")
     print(f"{'person':>6} {'visible':>8} {'MPJPE':>8} {'PA-MPJPE':>9} {'PVE':>8}   (mm, vs ground truth)")
     for m in res.metrics:
-        print(f"{m.index:>6} {m.visible_fraction:>8.2f} {m.mpjpe:>8.1f} {m.pa_mpjpe:>9.1f} {m.pve:>8.1f}")
+        swatch = f" {person_swatch(m.index)}" if sys.stdout.isatty() else ""  # the person's mesh colour
+        row = f"{m.index:>6} {m.visible_fraction:>8.2f} {m.mpjpe:>8.1f} {m.pa_mpjpe:>9.1f} {m.pve:>8.1f}"
+        print(row + swatch)
     print(
         f"{'mean':>6} {'':>8} {res.mean['mpjpe']:>8.1f} {res.mean['pa_mpjpe']:>9.1f} {res.mean['pve']:>8.1f}"
     )

@@ -12,6 +12,7 @@ Spaces (suffixes used throughout the code base):
            index the (W, H, D) axes of an (N, C, D, H, W) volume -- note the reversed order. With
            ``align_corners=True``, -1 and +1 are the centres of the first and last voxels.
 ``_cam``   camera frame, metres: x right, y down, z forward (root-relative unless stated otherwise).
+``_world`` export frame of result files (``--frame world``): Y up, metres, feet on y = 0 (see below).
 
 The depth axis of the lifted volume is warped: voxel slice d (of D) sits at depth ``z = (d / D) ** k`` with
 the learned exponent k (jotr-reference §1.5). The decoder samples the volume at ``2 * z ** k - 1``
@@ -20,6 +21,7 @@ the learned exponent k (jotr-reference §1.5). The decoder samples the volume at
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -104,3 +106,42 @@ def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     """Logit with clamping (DETR's ``inverse_sigmoid``)."""
     x = x.clamp(0.0, 1.0)
     return torch.log(x.clamp(min=eps) / (1.0 - x).clamp(min=eps))
+
+
+# ------------------------------------------------------------------------------- export frames (numpy, 4x4)
+# ``_world`` (export files only): Y up, metres, x right and z towards the camera (the camera's axes turned
+# 180 deg about x, so a person who faces the camera faces +z, glTF's "front"); origin on the ground under the
+# people: y = 0 at the lowest mesh point of the result, x = z = 0 below the mean pelvis. The camera's tilt is
+# not estimated: the ground is taken parallel to the camera's x-z plane.
+
+# (x, y, z)_cam -> (x, -y, -z): OpenCV camera axes (y down, z forward) -> Y-up axes (z towards the camera).
+YUP_FROM_CAM = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
+
+
+def world_from_camera(points_cam, pelvis_cam) -> np.ndarray:
+    """(N, 3) mesh points and (P, 3) pelvis positions of one result, camera frame metres -> the (4, 4) rigid
+    transform ``T`` with ``p_world = T[:3, :3] @ p_cam + T[:3, 3]`` (the ``_world`` frame above)."""
+    rot = np.array(YUP_FROM_CAM)
+    pts = np.asarray(points_cam, np.float64).reshape(-1, 3) @ rot.T
+    pelvis = np.asarray(pelvis_cam, np.float64).reshape(-1, 3) @ rot.T
+    if not len(pts) or not len(pelvis):
+        raise ValueError("world_from_camera needs at least one mesh point and one pelvis")
+    T = np.eye(4)
+    T[:3, :3] = rot
+    T[:3, 3] = [-pelvis[:, 0].mean(), -pts[:, 1].min(), -pelvis[:, 2].mean()]
+    return T
+
+
+def export_from_camera(frame: str, points_cam, pelvis_cam) -> np.ndarray:
+    """(4, 4) transform camera frame -> the export ``frame``: ``"camera"`` (identity) or ``"world"``."""
+    if frame == "camera":
+        return np.eye(4)
+    if frame == "world":
+        return world_from_camera(points_cam, pelvis_cam)
+    raise ValueError(f"unknown export frame {frame!r} (camera | world)")
+
+
+def apply_rigid(T, points) -> np.ndarray:
+    """(4, 4) rigid/affine transform applied to (..., 3) points (numpy, float64)."""
+    T = np.asarray(T, np.float64)
+    return np.asarray(points, np.float64) @ T[:3, :3].T + T[:3, 3]

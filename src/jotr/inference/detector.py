@@ -172,13 +172,18 @@ class MediaPipeDetector:
         self.min_visibility = min_visibility
         self.min_presence = min_presence
         self._warned = False
+        from jotr.utils.quiet import native_stderr_silenced, quiet_native_logging
+
+        quiet_native_logging()  # TF Lite / absl start-up lines
         try:
             import mediapipe as mp  # noqa: PLC0415 - optional dependency, imported lazily
         except ImportError as exc:
             raise InputError(f"{INSTALL_HINT} ({exc})") from exc
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=True, model_complexity=1, min_detection_confidence=min_detection_confidence
-        )
+        with native_stderr_silenced():  # graph set-up and the XNNPACK delegate banner: one blank image
+            self._pose = mp.solutions.pose.Pose(
+                static_image_mode=True, model_complexity=1, min_detection_confidence=min_detection_confidence
+            )
+            self._pose.process(np.zeros((64, 64, 3), np.uint8))
 
     def close(self) -> None:
         self._pose.close()
@@ -205,7 +210,7 @@ class MediaPipeDetector:
         lm = filter_landmarks(raw, W, H, self.min_visibility, self.min_presence)
         dropped = tuple(n for n, c in zip(MEDIAPIPE_NAMES, lm[:, 2]) if c <= 0)
         if dropped:
-            logger.info(
+            logger.debug(
                 "%s: dropped %d MediaPipe landmarks outside the image or not visible: %s",
                 name,
                 len(dropped),
@@ -215,5 +220,5 @@ class MediaPipeDetector:
             logger.warning("%s: found 1 person; %s", name, MULTI_PERSON_HINT)
             self._warned = True
         else:
-            logger.info("%s: found 1 person (the built-in detector finds at most one)", name)
+            logger.debug("%s: found 1 person (the built-in detector finds at most one)", name)
         return [Detection(mediapipe_to_jotr30(lm), dropped)]

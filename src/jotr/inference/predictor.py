@@ -243,6 +243,8 @@ class JOTRPredictor:
         self.full_mesh = full_mesh
         self._mesh_body: torch.nn.Module | None = None
         self._body: torch.nn.Module | None = None
+        # {"checkpoint": file name, "checkpoint_sha256": hex} of the loaded weights (result files record it)
+        self.checkpoint_info: dict[str, str] | None = None
 
     # ------------------------------------------------------------------------------------------ construction
 
@@ -263,7 +265,9 @@ class JOTRPredictor:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = check_device(device)  # before loading the checkpoint
         model, cfg = load_model(path, device=device, overrides=overrides)
-        return cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
+        predictor = cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
+        predictor.checkpoint_info = _checkpoint_info(path)
+        return predictor
 
     @classmethod
     def from_pretrained(
@@ -279,12 +283,15 @@ class JOTRPredictor:
         docs/model_card.md), or another file in that format at ``path``. Strict load, float16 -> float32.
         ``device`` None = CUDA when available, else CPU. A missing file is a CheckpointError with a hint."""
         from jotr.weights.loading import load_shipped_model
+        from jotr.weights.shipped_file import default_shipped_path
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device = check_device(device)  # before loading the weights
         model, cfg = load_shipped_model(path, device=device, overrides=overrides)
-        return cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
+        predictor = cls(model, cfg, full_mesh=full_mesh, bf16=bf16)
+        predictor.checkpoint_info = _checkpoint_info(path if path is not None else default_shipped_path())
+        return predictor
 
     @property
     def device(self) -> torch.device:
@@ -487,6 +494,12 @@ class JOTRPredictor:
         joints = body.joints(out, "jotr30")
         root = joints[:, :1]
         return out.vertices - root + root_cam[:, None], joints - root + root_cam[:, None]
+
+
+def _checkpoint_info(path: str | Path) -> dict[str, str]:
+    from jotr.weights import file_sha256
+
+    return {"checkpoint": Path(path).name, "checkpoint_sha256": file_sha256(path)}
 
 
 def _fmt_box(box: np.ndarray) -> str:

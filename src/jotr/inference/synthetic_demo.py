@@ -216,10 +216,11 @@ def run_synthetic_demo(
     width: int = 512,
     height: int = 384,
     render: bool = True,
+    frame: str = "world",
 ) -> DemoResult:
     """Generate the held-out scene, reconstruct every annotated person from the scene's detector-like 2D
     keypoints, write the outputs (overlay, side view, meshes, parameters, metrics) and return the metrics."""
-    from jotr.inference.export import save_image_outputs
+    from jotr.inference.export import rig_body_of, save_image_outputs
     from jotr.inference.predictor import PersonInput
 
     scene = generate_scene(family, seed, index, width, height, rig=predictor.cfg.body.anny_rig)
@@ -261,6 +262,9 @@ def run_synthetic_demo(
             visualizer=visualizer,
             extra=extra,
             images={"input": scene.image},
+            frame=frame,
+            rig_body=rig_body_of(predictor),
+            predictor=predictor,
         )
     finally:
         if visualizer is not None:

@@ -30,7 +30,7 @@ INTRO = (
     "Upload a photo (or pick an example) and, optionally, the people's 2D keypoints as a COCO results / "
     "annotation JSON or an OpenPose JSON. Without keypoints the built-in single-person detector is used "
     "(needs `jotr[detect]`). You get the meshes over the image, a side view, a 3D view to turn, and the "
-    "meshes (`.obj` / `.ply`) and parameters (`params.json`) to download."
+    "meshes (`.obj` / `.ply` / `.glb`) and parameters (`params.json`) to download."
 )
 CSS = """
 #jotr-status { min-height: 3em; }
@@ -50,7 +50,7 @@ def build_app(demo: WebDemo, *, queue_size: int = 16, title: str = TITLE) -> gr.
 
     roots = [Path(get_upload_folder()).resolve(), examples_dir().resolve()]
 
-    def run(image: Any, keypoints: Any, keypoint_format: Any):
+    def run(image: Any, keypoints: Any, keypoint_format: Any, focal: Any = None):
         try:
             image_path, image_name = uploaded_file(image, roots)
             keypoints_path, _ = uploaded_file(keypoints, roots)
@@ -58,7 +58,7 @@ def build_app(demo: WebDemo, *, queue_size: int = 16, title: str = TITLE) -> gr.
             result = PageResult.error(str(exc))
         else:
             fmt = keypoint_format if isinstance(keypoint_format, str) else "auto"
-            result = demo.reconstruct(image_path, keypoints_path, fmt, image_name=image_name)
+            result = demo.reconstruct(image_path, keypoints_path, fmt, image_name=image_name, focal=focal)
         return result.message, result.overlay, result.side, result.scene_glb, result.files or None
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 1800)) as app:
@@ -83,6 +83,11 @@ def build_app(demo: WebDemo, *, queue_size: int = 16, title: str = TITLE) -> gr.
                     value="auto",
                     label="Keypoint format (auto: from the joint count)",
                     elem_id="jotr-format",
+                )
+                focal = gr.Number(
+                    value=None,
+                    label="Focal length of the photo in pixels (optional; 0: sqrt(W² + H²))",
+                    elem_id="jotr-focal",
                 )
                 button = gr.Button("Reconstruct", variant="primary", elem_id="jotr-run")
                 examples = list_examples()
@@ -116,7 +121,7 @@ def build_app(demo: WebDemo, *, queue_size: int = 16, title: str = TITLE) -> gr.
                 )
         button.click(
             run,
-            inputs=[image, keypoints, keypoint_format],
+            inputs=[image, keypoints, keypoint_format, focal],
             outputs=[status, overlay, side, scene, files],
             api_name="reconstruct",
             concurrency_limit=1,
@@ -160,6 +165,7 @@ def launch(
         server_name=host,
         server_port=port,
         share=False,
+        quiet=True,  # no gradio banner and no "set share=True" hint: jotr serve prints its own ready line
         inbrowser=False,
         show_error=True,
         max_file_size=f"{max_upload_mb:g}mb",

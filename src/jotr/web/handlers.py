@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
 import threading
@@ -68,7 +69,7 @@ class PageResult:
     ok: bool = True
     overlay: np.ndarray | None = None  # (H, W, 3) uint8 RGB, meshes over the (possibly scaled) image
     side: np.ndarray | None = None  # (H, W, 3) uint8 RGB, the meshes seen from the side
-    scene_glb: str | None = None  # path of a .glb with every mesh (glTF axes: y up, z towards the viewer)
+    scene_glb: str | None = None  # path of a .glb with every mesh (the world frame of the result files)
     files: list[str] = field(
         default_factory=list
     )  # downloads: .obj / .ply per person, params.json, scene.glb
@@ -238,36 +239,6 @@ def map_results_back(results: Sequence[PersonResult], to_small: np.ndarray) -> N
 # ----------------------------------------------------------------------------------------------- outputs
 
 
-def write_scene_glb(path: str | Path, results: Sequence[PersonResult], faces: np.ndarray) -> Path:
-    """Every reconstructed mesh in one binary glTF for the 3D viewer: a colour per person (the overlay's),
-    glTF axes (camera frame x right / y down / z forward -> x right / y up / z towards the viewer), centred on
-    the mean of all vertices (the camera-frame positions are in the .obj / .ply files and params.json)."""
-    import trimesh
-    from trimesh.visual.material import PBRMaterial
-
-    from jotr.viz.overlay import person_color
-
-    scene = trimesh.Scene()
-    flip = np.array([1.0, -1.0, -1.0])
-    ok = [r for r in results if r.ok]
-    if not ok:
-        raise InputError("no mesh to write into the 3D scene")
-    centre = np.concatenate([np.asarray(r.vertices, np.float64) for r in ok]).mean(axis=0)
-    for r in ok:
-        rgba = [*(int(round(255 * c)) for c in person_color(r.index)), 255]
-        material = PBRMaterial(baseColorFactor=rgba, metallicFactor=0.0, roughnessFactor=0.7)
-        mesh = trimesh.Trimesh(
-            (np.asarray(r.vertices, np.float64) - centre) * flip,
-            np.asarray(faces, np.int64),
-            visual=trimesh.visual.TextureVisuals(material=material),
-            process=False,
-        )
-        scene.add_geometry(mesh, node_name=f"person_{r.index:02d}", geom_name=f"person_{r.index:02d}")
-    path = Path(path)
-    path.write_bytes(scene.export(file_type="glb"))
-    return path
-
-
 def point_overlay(image: np.ndarray, results: Sequence[PersonResult]) -> np.ndarray:
     """Fallback when no 3D renderer is available: each mesh's projected vertices as dots."""
     from jotr.viz.overlay import person_color
@@ -306,10 +277,15 @@ def summary_markdown(
         + ")",
         "",
     ]
+    from jotr.viz.overlay import person_hex
+
     for r in results:
         if r.ok:
             x, y, z = (float(v) for v in r.translation)
-            lines.append(f"- person {r.index}: ok, pelvis at ({x:.2f}, {y:.2f}, {z:.2f}) m (camera frame)")
+            swatch = f'<span style="color:{person_hex(r.index)}">&#9632;</span>'  # the person's mesh colour
+            lines.append(
+                f"- {swatch} person {r.index}: ok, pelvis at ({x:.2f}, {y:.2f}, {z:.2f}) m (camera frame)"
+            )
         else:
             lines.append(f"- person {r.index}: **failed**: {r.error}")
     lines += [f"- note: {n}" for n in notes]
@@ -382,11 +358,24 @@ class WebDemo:
         keypoint_format: str | None = "auto",
         *,
         image_name: str | None = None,
+        focal: float | None = None,
     ) -> PageResult:
         """One request; never raises. ``image_name``: the uploaded file's name (to find its keypoints in a
-        COCO file), default the file name of ``image_path``."""
+        COCO file), default the file name of ``image_path``; ``focal``: the photo's focal length in original
+        pixels (None: the predictor's default)."""
         if image_path is None or str(image_path) == "":
             return PageResult.error("upload an image first (or pick an example)")
+        if focal in ("", 0):
+            focal = None
+        if focal is not None:
+            try:
+                focal = float(focal)
+            except (TypeError, ValueError):
+                return PageResult.error(f"the focal length must be a number of pixels, got {focal!r}")
+            if not (math.isfinite(focal) and focal > 0):
+                return PageResult.error(
+                    f"the focal length must be a positive number of pixels, got {focal:g}"
+                )
         if keypoint_format not in (None, *KEYPOINT_FORMATS):
             return PageResult.error(f"unknown keypoint format {keypoint_format!r}; one of {KEYPOINT_FORMATS}")
         self._prune()
@@ -403,6 +392,7 @@ class WebDemo:
                 request_dir,
                 deadline,
                 cancelled,
+                focal,
             )
             return future.result(timeout=self.limits.timeout_s)
         except FutureTimeout:
@@ -431,6 +421,7 @@ class WebDemo:
         out: Path,
         deadline: float,
         cancelled: threading.Event,
+        focal: float | None = None,
     ) -> PageResult:
         def check(stage: str) -> None:
             if cancelled.is_set() or time.monotonic() > deadline:
@@ -453,7 +444,9 @@ class WebDemo:
             notes.append(f"{len(people)} people given; only the first {limits.max_people} were reconstructed")
             people = people[: limits.max_people]
         check("inference")
-        results = self.predictor.predict(image, people, name=image_name)
+        # the focal length of the original photo, in the pixels of the (possibly scaled) inference image
+        small_focal = None if focal is None else (focal * to_small[0, 0], focal * to_small[1, 1])
+        results = self.predictor.predict(image, people, name=image_name, focal=small_focal)
         check("rendering")
         ok = [r for r in results if r.ok]
         faces = self.predictor.faces
@@ -535,6 +528,7 @@ class WebDemo:
             princpt,
             boxes=[r.box_xywh for r in ok],
             colors=[person_color(r.index) for r in ok],
+            labels=[str(r.index) for r in ok],
         )
         return ov.image, ov.side
 
@@ -546,28 +540,40 @@ class WebDemo:
         image_name: str,
         image_size: tuple[int, int],
     ) -> list[str]:
-        from jotr.inference.export import results_to_json, write_json, write_mesh
+        from jotr.geometry.coords import apply_rigid
+        from jotr.inference.export import (
+            result_export_transform,
+            results_to_json,
+            write_json,
+            write_mesh,
+            write_scene_glb,
+        )
+        from jotr.inference.result_format import result_metadata
 
         files = []
         ok = [r for r in results if r.ok]
+        export = result_export_transform(results, "world")  # one frame for every file of the request
         for r in ok:
             for ext in ("obj", "ply"):
                 path = out / f"person_{r.index:02d}.{ext}"
-                write_mesh(path, r.vertices, faces)
+                write_mesh(path, apply_rigid(export, r.vertices), faces)
                 files.append(str(path))
         params = out / "params.json"
-        write_json(
-            params,
-            results_to_json(
-                results,
-                image=image_name,
-                image_size=image_size,
-                body_model=self.predictor.cfg.body.kind,
-            ),
+        meta = result_metadata(
+            self.predictor,
+            kind="image",
+            source=image_name,
+            image_size=image_size,
+            focal=ok[0].focal if ok else None,
+            princpt=ok[0].princpt if ok else None,
+            export_frame="world",
+            export_from_camera=export,
+            body_model=self.predictor.cfg.body.kind,
         )
+        write_json(params, results_to_json(results, meta))
         files.append(str(params))
         if ok:
-            files.append(str(write_scene_glb(out / "scene.glb", ok, faces)))
+            files.append(str(write_scene_glb(out / "scene.glb", ok, faces, export)))
         return files
 
     def _prune(self) -> None:
