@@ -513,3 +513,98 @@ def test_cli_pose_mix_and_truncation_arguments(tmp_path, capsys):
     assert "--truncation" in capsys.readouterr().err
     assert main(["synth", "--split", "oc", "--out", str(tmp_path), "--pose-mix", "dance=1"]) == 2
     assert "--pose-mix" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ realism: backgrounds
+
+
+def _photo_folder(tmp_path):
+    """Two small 'photographs' (reddish and bluish noise) in a folder tree, as a user would point to."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, channel in (("red.png", 2), ("sub/blue.jpg", 0)):  # BGR on disk
+        image = rng.integers(0, 60, (150, 200, 3), dtype=np.uint8)
+        image[..., channel] = 220
+        assert cv2.imwrite(str(folder / name), image)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_photo_backgrounds_from_a_folder(generator, tmp_path):
+    """``backgrounds=DIR`` puts random crops of the folder's images behind the people; the geometry and the
+    ground truth are the same as with procedural backgrounds (appearance draws from its own stream)."""
+    from jotr.synth.photos import find_photos
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+    from jotr.synth.writer import to_jsonable
+
+    folder = _photo_folder(tmp_path)
+    assert [p.name for p in find_photos(str(folder))] == ["red.png", "blue.jpg"]
+    size = 128
+    photo = SceneGenerator(
+        SynthOptions(width=size, height=size, backgrounds=str(folder), photo_share=1.0), body=generator.body
+    )
+    plain = SceneGenerator(
+        SynthOptions(width=size, height=size, backgrounds="procedural"), body=generator.body
+    )
+    try:
+        names = set()
+        for index in range(3):
+            a, b = photo.generate("oc", 4, index), plain.generate("oc", 4, index)
+            names.add(a.image_info["background"])
+            assert b.image_info["background"] == "procedural"
+            assert json.dumps(to_jsonable(a.persons)) == json.dumps(to_jsonable(b.persons))
+            info_a = {k: v for k, v in a.image_info.items() if k != "background"}
+            info_b = {k: v for k, v in b.image_info.items() if k != "background"}
+            assert json.dumps(to_jsonable(info_a)) == json.dumps(to_jsonable(info_b))
+            # Background pixels far from any mesh carry the photo's dominant channel.
+            import cv2
+
+            empty = cv2.erode((a.render.instance < 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+            assert empty.sum() > 100
+            rgb = a.image[empty].astype(np.float64).mean(axis=0)
+            dominant = 0 if a.image_info["background"] == "red.png" else 2  # RGB
+            assert rgb[dominant] > rgb.max() - 1e-9 and rgb[dominant] > 120, (rgb, a.image_info["background"])
+            again = photo.generate("oc", 4, index)
+            assert np.array_equal(a.image, again.image)
+        assert names <= {"red.png", "sub/blue.jpg"}
+    finally:
+        photo.close()
+        plain.close()
+
+
+def test_background_option_errors_and_info(generator, tmp_path, capsys):
+    from jotr.cli import main
+    from jotr.synth.photos import find_photos
+    from jotr.synth.writer import write_split
+
+    assert find_photos("procedural") == ()
+    with pytest.raises(InputError, match="does not exist"):
+        find_photos(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no image"):
+        find_photos(str(tmp_path / "empty"))
+    out = tmp_path / "out"
+    assert (
+        main(["synth", "--split", "none", "--out", str(out), "--backgrounds", str(tmp_path / "empty")]) == 2
+    )
+    assert "holds no image" in capsys.readouterr().err
+    assert main(["synth", "--split", "none", "--out", str(out), "--photo-share", "2"]) == 2
+    assert "--photo-share" in capsys.readouterr().err
+    assert not out.exists() or not list(out.rglob("*.json"))
+    # The dataset's info lists the photographs it drew from.
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+
+    folder = _photo_folder(tmp_path)
+    opts = SynthOptions(width=96, height=96, backgrounds=str(folder), photo_share=1.0)
+    gen = SceneGenerator(opts, body=generator.body)
+    try:
+        write_split(tmp_path / "ds", "none", 1, seed=3, generator=gen, options=opts, progress=False)
+    finally:
+        gen.close()
+    doc = json.loads((tmp_path / "ds" / "none.json").read_text())
+    assert doc["info"]["backgrounds"] == ["red.png", "sub/blue.jpg"]
+    assert doc["info"]["options"]["backgrounds"] == str(folder)
+    assert doc["images"][0]["background"] in ("red.png", "sub/blue.jpg")

@@ -190,9 +190,16 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def occluder_mesh(
-    rng: np.random.Generator, size: float, center: np.ndarray, shape: str | None = None
+    rng: np.random.Generator,
+    size: float,
+    center: np.ndarray,
+    shape: str | None = None,
+    *,
+    color_rng: np.random.Generator | None = None,
 ) -> Occluder:
-    """A random textured primitive of largest extent ~``size`` metres centred at ``center`` (camera frame)."""
+    """A random textured primitive of largest extent ~``size`` metres centred at ``center`` (camera frame).
+
+    The texture draws from ``color_rng`` (default: ``rng``), the geometry from ``rng``."""
     import trimesh
     import trimesh.remesh
 
@@ -225,7 +232,8 @@ def occluder_mesh(
     vertices, faces = trimesh.remesh.subdivide_to_size(vertices, faces, max_edge=0.08, max_iter=6)
     rot = _small_tilt(rng) if shape == "board" else _rotation(rng)  # boards roughly face the camera
     local = vertices @ rot.T
-    colors = pattern_colors(rng, local, random_color(rng), 1.0)
+    color_rng = rng if color_rng is None else color_rng
+    colors = pattern_colors(color_rng, local, random_color(color_rng), 1.0)
     world = local * size + np.asarray(center, np.float64)[None]
     return Occluder(shape, world, faces, colors, np.asarray(center, np.float64), float(size))
 

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from jotr.data.posefix import corrupt_keypoints
+from jotr.errors import InputError
 from jotr.synth import appearance as app
+from jotr.synth.photos import PhotoBank, describe_photos, find_photos, photo_background
 from jotr.synth.poses import DEFAULT_POSE_MIX, pose_rotmats, sample_pose
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,10 @@ class SynthOptions:
     # Persons with fewer jotr30 joints inside the image are flagged ``too_truncated`` (readers skip them); a
     # truncated target keeps at least 2x this many.
     min_joints_in_image: int = 4
+    # Backgrounds (jotr.synth.photos): "auto" = the photographs of the Debian wallpaper packages when they
+    # are installed, else procedural ones; "procedural"; or a folder of images (random crops of them).
+    backgrounds: str = "auto"
+    photo_share: float = 0.8  # share of scenes with a photograph behind them when photographs are available
 
 
 @dataclass
@@ -169,7 +175,13 @@ class SceneGenerator:
         from jotr.viz.renderer import Renderer
 
         options = options if options is not None else SynthOptions()
+        if not 0.0 <= options.photo_share <= 1.0:
+            raise InputError(f"synth: photo_share must be in [0, 1], got {options.photo_share}")
         self.options = options
+        # Photographs decoded at up to 2.5x the image's short side: a crop of 30% of a photo stays sharp.
+        photos = find_photos(options.backgrounds)
+        self.photos = PhotoBank(photos, max_side=max(256, int(2.5 * min(options.width, options.height))))
+        self.photo_names = describe_photos(photos, options.backgrounds)  # as in the dataset's info
         with single_thread_torch():
             self.body = body if body is not None else AnnyBody(rig=options.rig, topology=options.topology)
             self.body = self.body.to(torch.float32)
@@ -318,6 +330,9 @@ class SceneGenerator:
         o = self.options
         W, H = o.width, o.height
         rng = scene_rng(seed, family, index)
+        # Appearance (clothes, background, lighting, camera effects) draws from its own stream, so the
+        # geometry and every ground-truth value do not depend on the appearance options.
+        look = scene_rng(seed, family, index, stream=2)
         focal_px = rng.uniform(0.8, 1.5) * max(W, H)
         princpt = (W / 2.0 + rng.uniform(-0.02, 0.02) * W, H / 2.0 + rng.uniform(-0.02, 0.02) * H)
         cam_h = rng.uniform(0.9, 2.4)
@@ -360,7 +375,7 @@ class SceneGenerator:
         focal = (focal_px, focal_px)
         cam_rot = _rot_x(pitch)
         cam_center = np.array([0.0, -cam_h, 0.0])
-        persons = [self._place(target, (gx, gz), cam_rot, cam_center, app.body_colors(rng, self.parts))]
+        persons = [self._place(target, (gx, gz), cam_rot, cam_center, app.body_colors(look, self.parts))]
         ground = [(gx, gz, target.radius)]
         target_box = self._box(persons[0].vertices, focal, princpt)
         w_t = max(target_box[2] - target_box[0], 1.0)
@@ -396,7 +411,7 @@ class SceneGenerator:
             else:
                 continue  # no free spot: leave this person out
             persons.append(
-                self._place(other, (gx_o, gz_o), cam_rot, cam_center, app.body_colors(rng, self.parts))
+                self._place(other, (gx_o, gz_o), cam_rot, cam_center, app.body_colors(look, self.parts))
             )
             ground.append((gx_o, gz_o, other.radius))
 
@@ -421,9 +436,13 @@ class SceneGenerator:
                 size = rng.uniform(0.2, 0.6) * px_h * d / focal_px
                 size = min(size, 2.0 * (z_front - 0.1 - d))
                 center = np.array([(u - princpt[0]) / focal_px * d, (v - princpt[1]) / focal_px * d, d])
-                occluders.append(app.occluder_mesh(rng, size, center))
+                occluders.append(app.occluder_mesh(rng, size, center, color_rng=look))
 
-        bg = app.background(rng, W, H, focal, princpt, cam_rot, cam_h)
+        if len(self.photos) and look.random() < o.photo_share:
+            bg, photo_index = photo_background(look, self.photos, W, H)
+            bg_name = self.photo_names[photo_index]
+        else:
+            bg, bg_name = app.background(look, W, H, focal, princpt, cam_rot, cam_h), "procedural"
         meshes = [(p.vertices, self.faces, p.colors) for p in persons]
         meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
         res = self.renderer.render(
@@ -431,11 +450,11 @@ class SceneGenerator:
             focal,
             princpt,
             bg=bg,
-            ambient=rng.uniform(0.3, 0.6),
-            light=rng.uniform(1.5, 4.0),
+            ambient=look.uniform(0.3, 0.6),
+            light=look.uniform(1.5, 4.0),
             alone=range(len(persons)),
         )
-        image = self._postprocess(rng, res.color)
+        image = self._postprocess(look, res.color)
 
         # Ground truth per person.
         kp_rng = scene_rng(seed, family, index, stream=1)
@@ -476,6 +495,7 @@ class SceneGenerator:
             "index": int(index),
             "num_persons": len(persons),
             "truncation": truncation,
+            "background": bg_name,
             "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
         }
         return Scene(
