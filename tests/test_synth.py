@@ -537,7 +537,7 @@ def test_photo_backgrounds_from_a_folder(generator, tmp_path):
     """``backgrounds=DIR`` puts random crops of the folder's images behind the people; the geometry and the
     ground truth are the same as with procedural backgrounds (appearance draws from its own stream)."""
     from jotr.synth.photos import find_photos
-    from jotr.synth.scene import SceneGenerator, SynthOptions
+    from jotr.synth.scene import APPEARANCE_KEYS, SceneGenerator, SynthOptions
     from jotr.synth.writer import to_jsonable
 
     folder = _photo_folder(tmp_path)
@@ -556,8 +556,8 @@ def test_photo_backgrounds_from_a_folder(generator, tmp_path):
             names.add(a.image_info["background"])
             assert b.image_info["background"] == "procedural"
             assert json.dumps(to_jsonable(a.persons)) == json.dumps(to_jsonable(b.persons))
-            info_a = {k: v for k, v in a.image_info.items() if k != "background"}
-            info_b = {k: v for k, v in b.image_info.items() if k != "background"}
+            info_a = {k: v for k, v in a.image_info.items() if k not in APPEARANCE_KEYS}
+            info_b = {k: v for k, v in b.image_info.items() if k not in APPEARANCE_KEYS}
             assert json.dumps(to_jsonable(info_a)) == json.dumps(to_jsonable(info_b))
             # Background pixels far from any mesh carry the photo's dominant channel.
             import cv2

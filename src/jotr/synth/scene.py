@@ -31,6 +31,7 @@ import torch
 from jotr.data.posefix import corrupt_keypoints
 from jotr.errors import InputError
 from jotr.synth import appearance as app
+from jotr.synth import effects as fx
 from jotr.synth.photos import PhotoBank, describe_photos, find_photos, photo_background
 from jotr.synth.poses import DEFAULT_POSE_MIX, pose_rotmats, sample_pose
 
@@ -47,6 +48,8 @@ VIS_OUTSIDE, VIS_VISIBLE, VIS_OBJECT, VIS_PERSON = 0, 1, 2, 3
 VISIBILITY_NAMES = ("outside", "visible", "occluded_by_object", "occluded_by_person")
 GT_JOINT_SETS = ("jotr30", "jotr15", "h36m17", "coco17")
 _RX180 = np.diag([1.0, -1.0, -1.0])
+# Entries of a scene's image info that depend on the appearance options (the rest does not).
+APPEARANCE_KEYS = ("background", "lighting", "camera_effects")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class SynthOptions:
     # are installed, else procedural ones; "procedural"; or a folder of images (random crops of them).
     backgrounds: str = "auto"
     photo_share: float = 0.8  # share of scenes with a photograph behind them when photographs are available
+    # Camera effects (jotr.synth.effects.camera_effects: white balance, colour, vignetting, defocus / motion
+    # blur, sensor noise, JPEG re-compression) and a defocused background; False: a clean render.
+    camera_effects: bool = True
 
 
 @dataclass
@@ -443,18 +449,49 @@ class SceneGenerator:
             bg_name = self.photo_names[photo_index]
         else:
             bg, bg_name = app.background(look, W, H, focal, princpt, cam_rot, cam_h), "procedural"
-        meshes = [(p.vertices, self.faces, p.colors) for p in persons]
-        meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
-        res = self.renderer.render(
-            meshes,
+        if o.camera_effects:  # depth of field: the camera focuses on the people
+            bg, _ = fx.defocus(look, bg, 2.5)
+        # Lighting is computed here per vertex (direction, intensity, colour temperature, sky / ground
+        # ambient, harmonised with the background) and rendered with a unit ambient light only.
+        from jotr.viz.renderer import vertex_normals
+
+        light = app.sample_lighting(look, cam_rot, bg.reshape(-1, 3).mean(axis=0) / 255.0)
+        key, ambient = float(light.key_rgb @ app.LUMA), float(light.sky_rgb @ app.LUMA)
+        shadow = look.uniform(0.3, 0.75) * key / (key + ambient + 1e-6)
+        bg = fx.cast_shadows(
+            look,
+            bg,
+            [p.vertices for p in persons],
+            light.key_dir,
+            cam_rot,
+            cam_center,
             focal,
             princpt,
-            bg=bg,
-            ambient=look.uniform(0.3, 0.6),
-            light=look.uniform(1.5, 4.0),
-            alone=range(len(persons)),
+            shadow,
         )
-        image = self._postprocess(look, res.color)
+        meshes = [
+            (
+                p.vertices,
+                self.faces,
+                app.shade_vertices(p.colors, vertex_normals(p.vertices, self.faces), light),
+            )
+            for p in persons
+        ]
+        meshes += [
+            (
+                oc.vertices,
+                oc.faces,
+                app.shade_vertices(oc.colors, vertex_normals(oc.vertices, oc.faces), light),
+            )
+            for oc in occluders
+        ]
+        res = self.renderer.render(
+            meshes, focal, princpt, bg=bg, ambient=1.0, light=0.0, alone=range(len(persons))
+        )
+        image = fx.antialias_edges(res.color, res.depth > 0)
+        camera: dict[str, Any] = {}
+        if o.camera_effects:
+            image, camera = fx.camera_effects(look, image)
 
         # Ground truth per person.
         kp_rng = scene_rng(seed, family, index, stream=1)
@@ -496,6 +533,8 @@ class SceneGenerator:
             "num_persons": len(persons),
             "truncation": truncation,
             "background": bg_name,
+            "lighting": light.describe(),
+            "camera_effects": camera,
             "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
         }
         return Scene(
@@ -616,15 +655,3 @@ class SceneGenerator:
             "num_joints_in_image": int((vis30 != VIS_OUTSIDE).sum()),
             "too_truncated": bool((vis30 != VIS_OUTSIDE).sum() < self.options.min_joints_in_image),
         }
-
-    @staticmethod
-    def _postprocess(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        """Mild camera effects: a little blur and sensor noise."""
-        import cv2
-
-        out = image.astype(np.float32)
-        sigma = rng.uniform(0.0, 0.9)
-        if sigma > 0.3:
-            out = cv2.GaussianBlur(out, (0, 0), sigma)
-        out += rng.uniform(0.0, 3.0) * rng.standard_normal(out.shape, dtype=np.float32)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
