@@ -608,3 +608,82 @@ def test_background_option_errors_and_info(generator, tmp_path, capsys):
     assert doc["info"]["backgrounds"] == ["red.png", "sub/blue.jpg"]
     assert doc["info"]["options"]["backgrounds"] == str(folder)
     assert doc["images"][0]["background"] in ("red.png", "sub/blue.jpg")
+
+
+def test_camera_effects_lighting_and_textures(generator):
+    """Camera effects are applied (and recorded) by default and switched off by ``camera_effects=False``
+    without changing the ground truth; lighting varies between scenes; clothes are textured (many distinct
+    colours per person); the same scene is generated twice identically."""
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+    from jotr.synth.writer import to_jsonable
+
+    size = 128
+    base = dict(width=size, height=size, backgrounds="procedural")
+    fx_on = SceneGenerator(SynthOptions(**base), body=generator.body)
+    fx_off = SceneGenerator(SynthOptions(**base, camera_effects=False), body=generator.body)
+    try:
+        kinds, jpeg, blurred = set(), 0, 0
+        for index in range(8):
+            a, b = fx_on.generate("none", 6, index), fx_off.generate("none", 6, index)
+            assert b.image_info["camera_effects"] == {}
+            effects = a.image_info["camera_effects"]
+            assert {"white_balance", "gain", "saturation", "noise"} <= set(effects)
+            jpeg += "jpeg_quality" in effects
+            blurred += "defocus_px" in effects or "motion_blur_px" in effects
+            assert json.dumps(to_jsonable(a.persons)) == json.dumps(to_jsonable(b.persons))
+            kinds.add(a.image_info["lighting"]["kind"])
+            # The effects change the pixels: noise makes the effect image differ almost everywhere.
+            assert (a.image != b.image).any(axis=2).mean() > 0.5
+            # Clothes/skin are textured: the target's own pixels carry many distinct colours.
+            own = b.render.instance == 0
+            assert own.sum() > 50
+            assert len(np.unique(b.image[own] // 8, axis=0)) > 20
+        assert len(kinds) >= 2 and jpeg >= 1 and blurred >= 1, (kinds, jpeg, blurred)
+        again = fx_on.generate("none", 6, 3)
+        assert np.array_equal(again.image, fx_on.generate("none", 6, 3).image)
+    finally:
+        fx_on.close()
+        fx_off.close()
+
+
+def test_lighting_and_effects_units():
+    from jotr.synth import appearance as app
+    from jotr.synth import effects as fx
+
+    warm, cold = app.kelvin_to_rgb(2500.0), app.kelvin_to_rgb(10000.0)
+    assert warm[0] > warm[2] and cold[2] > cold[0]
+    assert float(warm @ app.LUMA) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    light = app.sample_lighting(rng, np.eye(3), np.array([0.5, 0.5, 0.5]))
+    normals = np.array([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]])  # camera frame: up (y down), down
+    lit = app.shade_vertices(np.full((2, 3), 0.6), normals, light)
+    assert lit.shape == (2, 3) and (lit >= 0).all() and (lit <= 1).all()
+    assert lit[0].sum() > lit[1].sum()  # facing the sky is brighter than facing the ground
+    # A shadow darkens the ground next to a person lit from the side and above; nothing without light.
+    cam_rot, cam_center = np.eye(3), np.array([0.0, -1.5, 0.0])
+    person = np.stack(np.meshgrid(np.linspace(-0.2, 0.2, 20), np.linspace(-1.7, 0, 60), [0.0]), -1).reshape(
+        -1, 3
+    )
+    person = (person - cam_center + np.array([0.0, 0.0, 4.0])) @ cam_rot.T
+    bg = np.full((120, 160, 3), 200, np.uint8)
+    light_dir = np.array([-0.6, -0.7, -0.4]) / np.linalg.norm([-0.6, -0.7, -0.4])
+    shaded = fx.cast_shadows(
+        rng, bg, [person], light_dir, cam_rot, cam_center, (150.0, 150.0), (80.0, 60.0), 0.6
+    )
+    assert shaded.min() < 150 and (shaded == 200).mean() > 0.5
+    assert (
+        fx.cast_shadows(
+            rng,
+            bg,
+            [person],
+            np.array([0.0, 1.0, 0.0]),
+            cam_rot,
+            cam_center,
+            (150.0, 150.0),
+            (80.0, 60.0),
+            0.6,
+        )
+        is bg
+    )
+    out, info = fx.camera_effects(np.random.default_rng(1), bg)
+    assert out.shape == bg.shape and out.dtype == np.uint8 and "noise" in info

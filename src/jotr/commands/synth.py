@@ -62,6 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="share of scenes with a photograph behind them when photographs are available (default 0.8)",
     )
+    p.add_argument(
+        "--no-camera-effects",
+        action="store_true",
+        help="clean renders: no white-balance / colour jitter, vignetting, blur, sensor noise or JPEG "
+        "re-compression (default: random camera effects)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -120,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.photo_share <= 1.0:
             raise InputError(f"synth: --photo-share must be in [0, 1], got {args.photo_share}")
         extra["photo_share"] = float(args.photo_share)
+    if args.no_camera_effects:
+        extra["camera_effects"] = False
     if args.backgrounds is not None:
         from jotr.synth.photos import find_photos
 

@@ -74,8 +74,8 @@ def find_photos(source: str) -> tuple[Path, ...]:
     if source == "auto":
         photos: list[Path] = []
         for folder in DEBIAN_PHOTO_DIRS:
-            if Path(folder).is_dir():
-                photos.extend(_images_in(Path(folder), recursive=False))
+            if Path(folder).is_dir():  # plasma: many sizes, symbolic links to one file: name the file
+                photos.extend(Path(os.path.realpath(p)) for p in _images_in(Path(folder), recursive=False))
         return tuple(photos)
     folder = Path(source).expanduser()
     if not folder.is_dir():
