@@ -687,3 +687,17 @@ def test_lighting_and_effects_units():
     )
     out, info = fx.camera_effects(np.random.default_rng(1), bg)
     assert out.shape == bg.shape and out.dtype == np.uint8 and "noise" in info
+
+
+def test_raise_light_keeps_azimuth():
+    from jotr.synth import effects as fx
+
+    cam_rot = np.eye(3)
+    low = np.array([0.8, -0.1, -0.6])
+    low /= np.linalg.norm(low)
+    raised = fx.raise_light(low, cam_rot, 60.0)
+    assert np.linalg.norm(raised) == pytest.approx(1.0)
+    assert -raised[1] == pytest.approx(np.sin(np.deg2rad(60.0)))  # world y down: elevation 60 deg
+    assert np.arctan2(raised[0], -raised[2]) == pytest.approx(np.arctan2(low[0], -low[2]))
+    high = np.array([0.0, -1.0, 0.0])
+    assert fx.raise_light(high, cam_rot, 60.0) is high

@@ -68,6 +68,21 @@ def cast_shadows(
     return np.clip(bg.astype(np.float32) * shade[..., None] + 0.5, 0, 255).astype(np.uint8)
 
 
+def raise_light(light_dir: np.ndarray, cam_rot: np.ndarray, min_elevation_deg: float) -> np.ndarray:
+    """(3,) camera-frame direction towards a light, its elevation above the horizon raised to at least
+    ``min_elevation_deg`` (same azimuth): shorter shadows. ``cam_rot`` = world-to-camera rotation."""
+    d = cam_rot.T @ light_dir  # world frame, y down
+    horizontal = np.array([d[0], 0.0, d[2]])
+    norm = float(np.linalg.norm(horizontal))
+    elevation = np.arcsin(np.clip(-d[1], -1.0, 1.0))
+    low = np.deg2rad(min_elevation_deg)
+    if elevation >= low:
+        return light_dir
+    horizontal = horizontal / norm if norm > 1e-9 else np.array([0.0, 0.0, -1.0])
+    raised = horizontal * np.cos(low) + np.array([0.0, -np.sin(low), 0.0])
+    return cam_rot @ raised
+
+
 def defocus(rng: np.random.Generator, image: np.ndarray, max_sigma: float) -> tuple[np.ndarray, float]:
     """Gaussian defocus of a random strength up to ``max_sigma`` pixels (for a 512-px-wide image)."""
     import cv2

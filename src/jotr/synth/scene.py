@@ -458,11 +458,18 @@ class SceneGenerator:
         light = app.sample_lighting(look, cam_rot, bg.reshape(-1, 3).mean(axis=0) / 255.0)
         key, ambient = float(light.key_rgb @ app.LUMA), float(light.sky_rgb @ app.LUMA)
         shadow = look.uniform(0.3, 0.75) * key / (key + ambient + 1e-6)
+        # Shadows on the ground plane: along the key light on a procedural ground; on a photograph, whose
+        # ground is not the scene's, only a short, fainter shadow around the feet (light raised to 50-75 deg).
+        if bg_name == "procedural":
+            shadow_dir = fx.raise_light(light.key_dir, cam_rot, 15.0)
+        else:
+            shadow_dir = fx.raise_light(light.key_dir, cam_rot, look.uniform(50.0, 75.0))
+            shadow *= 0.7
         bg = fx.cast_shadows(
             look,
             bg,
             [p.vertices for p in persons],
-            light.key_dir,
+            shadow_dir,
             cam_rot,
             cam_center,
             focal,
