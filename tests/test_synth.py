@@ -5,6 +5,7 @@ A few small scenes per family (256x256) from one generator shared by the module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -488,13 +489,21 @@ def test_scene_independent_of_generation_order(generator):
 @pytest.mark.slow
 def test_workers_give_byte_identical_output(generator, tmp_path):
     """``write_split`` with 2 worker processes writes the same JSON and JPEGs as in-process (~30 s: each
-    worker loads the body model)."""
+    worker loads the body model), with photograph and procedural backgrounds."""
+    from jotr.synth.scene import SceneGenerator
     from jotr.synth.writer import write_split
 
-    opts = generator.options
-    write_split(tmp_path / "w1", "pc", 2, seed=9, generator=generator, options=opts, progress=False)
-    write_split(tmp_path / "w2", "pc", 2, seed=9, workers=2, options=opts, progress=False)
+    folder = _photo_folder(tmp_path)
+    opts = dataclasses.replace(generator.options, backgrounds=str(folder), photo_share=0.5)
+    gen = SceneGenerator(opts, body=generator.body)
+    try:
+        write_split(tmp_path / "w1", "pc", 2, seed=13, generator=gen, options=opts, progress=False)
+    finally:
+        gen.close()
+    write_split(tmp_path / "w2", "pc", 2, seed=13, workers=2, options=opts, progress=False)
     assert (tmp_path / "w1" / "pc.json").read_bytes() == (tmp_path / "w2" / "pc.json").read_bytes()
+    backgrounds = {im["background"] for im in json.loads((tmp_path / "w1" / "pc.json").read_text())["images"]}
+    assert "procedural" in backgrounds and len(backgrounds) == 2  # both kinds of background
     for i in range(2):
         name = f"images/pc/{i:06d}.jpg"
         assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
