@@ -710,3 +710,18 @@ def test_raise_light_keeps_azimuth():
     assert np.arctan2(raised[0], -raised[2]) == pytest.approx(np.arctan2(low[0], -low[2]))
     high = np.array([0.0, -1.0, 0.0])
     assert fx.raise_light(high, cam_rot, 60.0) is high
+
+
+def test_unit_ambient_render_gamma_encodes_vertex_colours():
+    """The contract the generator's per-vertex lighting relies on: rendered with ambient 1 and no light, a
+    vertex colour ``c`` (linear radiance) comes out as ``255 * c ** (1 / 2.2)``."""
+    from jotr.viz.renderer import Renderer
+
+    quad = np.array([[-1.0, -1.0, 2.0], [1.0, -1.0, 2.0], [1.0, 1.0, 2.0], [-1.0, 1.0, 2.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]])  # both sides
+    linear = np.array([0.05, 0.3, 0.8])
+    with Renderer(16, 16) as renderer:
+        res = renderer.render(
+            [(quad, faces, np.tile(linear, (4, 1)))], (20.0, 20.0), (7.5, 7.5), ambient=1.0, light=0.0
+        )
+    np.testing.assert_allclose(res.color[8, 8], 255.0 * linear ** (1 / 2.2), atol=2.0)

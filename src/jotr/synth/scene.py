@@ -132,13 +132,18 @@ def scene_rng(seed: int, family: str, index: int, stream: int = 0) -> np.random.
 
 @contextlib.contextmanager
 def single_thread_torch() -> Iterator[None]:
-    """Run torch on one thread inside the block, so results do not depend on the worker count."""
-    saved = torch.get_num_threads()
+    """Run torch (and OpenCV's image effects) on one thread inside the block, so results do not depend on the
+    worker count and a busy machine does not stall a parallel region: parallelism comes from the workers."""
+    import cv2
+
+    saved, saved_cv2 = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     try:
         yield
     finally:
         torch.set_num_threads(saved)
+        cv2.setNumThreads(saved_cv2)
 
 
 def _rot_y(a: float) -> np.ndarray:
@@ -444,61 +449,7 @@ class SceneGenerator:
                 center = np.array([(u - princpt[0]) / focal_px * d, (v - princpt[1]) / focal_px * d, d])
                 occluders.append(app.occluder_mesh(rng, size, center, color_rng=look))
 
-        if len(self.photos) and look.random() < o.photo_share:
-            bg, photo_index = photo_background(look, self.photos, W, H)
-            bg_name = self.photo_names[photo_index]
-        else:
-            bg, bg_name = app.background(look, W, H, focal, princpt, cam_rot, cam_h), "procedural"
-        if o.camera_effects:  # depth of field: the camera focuses on the people
-            bg, _ = fx.defocus(look, bg, 2.5)
-        # Lighting is computed here per vertex (direction, intensity, colour temperature, sky / ground
-        # ambient, harmonised with the background) and rendered with a unit ambient light only.
-        from jotr.viz.renderer import vertex_normals
-
-        light = app.sample_lighting(look, cam_rot, bg.reshape(-1, 3).mean(axis=0) / 255.0)
-        key, ambient = float(light.key_rgb @ app.LUMA), float(light.sky_rgb @ app.LUMA)
-        shadow = look.uniform(0.3, 0.75) * key / (key + ambient + 1e-6)
-        # Shadows on the ground plane: along the key light on a procedural ground; on a photograph, whose
-        # ground is not the scene's, only a short, fainter shadow around the feet (light raised to 50-75 deg).
-        if bg_name == "procedural":
-            shadow_dir = fx.raise_light(light.key_dir, cam_rot, 15.0)
-        else:
-            shadow_dir = fx.raise_light(light.key_dir, cam_rot, look.uniform(50.0, 75.0))
-            shadow *= 0.7
-        bg = fx.cast_shadows(
-            look,
-            bg,
-            [p.vertices for p in persons],
-            shadow_dir,
-            cam_rot,
-            cam_center,
-            focal,
-            princpt,
-            shadow,
-        )
-        meshes = [
-            (
-                p.vertices,
-                self.faces,
-                app.shade_vertices(p.colors, vertex_normals(p.vertices, self.faces), light),
-            )
-            for p in persons
-        ]
-        meshes += [
-            (
-                oc.vertices,
-                oc.faces,
-                app.shade_vertices(oc.colors, vertex_normals(oc.vertices, oc.faces), light),
-            )
-            for oc in occluders
-        ]
-        res = self.renderer.render(
-            meshes, focal, princpt, bg=bg, ambient=1.0, light=0.0, alone=range(len(persons))
-        )
-        image = fx.antialias_edges(res.color, res.depth > 0)
-        camera: dict[str, Any] = {}
-        if o.camera_effects:
-            image, camera = fx.camera_effects(look, image)
+        res, image, appearance = self._render(look, persons, occluders, focal, princpt, cam_rot, cam_h)
 
         # Ground truth per person.
         kp_rng = scene_rng(seed, family, index, stream=1)
@@ -539,14 +490,56 @@ class SceneGenerator:
             "index": int(index),
             "num_persons": len(persons),
             "truncation": truncation,
-            "background": bg_name,
-            "lighting": light.describe(),
-            "camera_effects": camera,
+            **appearance,
             "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
         }
         return Scene(
             image=image, image_info=image_info, persons=annotations, render=res, person_depths=depths
         )
+
+    def _render(self, look, persons, occluders, focal, princpt, cam_rot, cam_h):
+        """Background, lighting, shadows, rendering and camera effects, all drawn from ``look``.
+
+        Returns (RenderResult, final (H, W, 3) uint8 image, the image-info entries of APPEARANCE_KEYS).
+        """
+        from jotr.viz.renderer import vertex_normals
+
+        o = self.options
+        W, H = o.width, o.height
+        cam_center = np.array([0.0, -cam_h, 0.0])
+        if len(self.photos) and look.random() < o.photo_share:
+            bg, photo_index = photo_background(look, self.photos, W, H)
+            bg_name = self.photo_names[photo_index]
+        else:
+            bg, bg_name = app.background(look, W, H, focal, princpt, cam_rot, cam_h), "procedural"
+        if o.camera_effects:  # depth of field: the camera focuses on the people
+            bg, _ = fx.defocus(look, bg, 2.5)
+        # Lighting is computed here per vertex (direction, intensity, colour temperature, sky / ground
+        # ambient, harmonised with the background) and rendered with a unit ambient light only: the
+        # renderer then outputs the gamma-encoded vertex radiance.
+        light = app.sample_lighting(look, cam_rot, bg.reshape(-1, 3).mean(axis=0) / 255.0)
+        key, ambient = float(light.key_rgb @ app.LUMA), float(light.sky_rgb @ app.LUMA)
+        shadow = look.uniform(0.3, 0.75) * key / (key + ambient + 1e-6)
+        # Shadows on the ground plane: along the key light on a procedural ground; on a photograph, whose
+        # ground is not the scene's, only a short, fainter shadow around the feet (light raised to 50-75 deg).
+        if bg_name == "procedural":
+            shadow_dir = fx.raise_light(light.key_dir, cam_rot, 15.0)
+        else:
+            shadow_dir = fx.raise_light(light.key_dir, cam_rot, look.uniform(50.0, 75.0))
+            shadow *= 0.7
+        people = [p.vertices for p in persons]
+        bg = fx.cast_shadows(look, bg, people, shadow_dir, cam_rot, cam_center, focal, princpt, shadow)
+        meshes = [(p.vertices, self.faces, p.colors) for p in persons]
+        meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
+        lit = [(v, f, app.shade_vertices(c, vertex_normals(v, f), light)) for v, f, c in meshes]
+        res = self.renderer.render(
+            lit, focal, princpt, bg=bg, ambient=1.0, light=0.0, alone=range(len(persons))
+        )
+        image = fx.antialias_edges(res.color, res.depth > 0)
+        camera: dict[str, Any] = {}
+        if o.camera_effects:
+            image, camera = fx.camera_effects(look, image)
+        return res, image, {"background": bg_name, "lighting": light.describe(), "camera_effects": camera}
 
     # ------------------------------------------------------------------------------------------ helpers
 
