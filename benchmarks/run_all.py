@@ -51,6 +51,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--num", "40", "--workers", "1", "2"],
         ["--families", "oc", "--num", "2", "--workers", "1", "--width", "160", "--height", "120"],
     ),
+    "synth_memory": (
+        ["--family", "pc", "--num", "100"],
+        ["--family", "none", "--num", "2", "--width", "96", "--height", "96"],
+    ),
     "train_loop": (["--batch", "16", "--steps", "12"], ["--batch", "2", "--steps", "1"]),
     "data": (
         ["--images", "32", "--persons", "3", "--batch", "16", "--workers", "0", "2", "--epochs", "2"],

@@ -32,6 +32,22 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# 1c. Photographs for the synthetic data's backgrounds (`jotr synth --backgrounds auto`, the default): the
+#     Debian wallpaper packages mate-backgrounds (~46 MB) and plasma-workspace-wallpapers (~93 MB), GPL-2+
+#     (see /usr/share/doc/<package>/copyright). Optional: without them the generator draws procedural
+#     backgrounds only; `jotr synth --backgrounds DIR` takes any folder of images instead.
+if [ ! -d /usr/share/backgrounds/mate/nature ] || [ ! -d /usr/share/wallpapers/Path ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[setup] installing mate-backgrounds and plasma-workspace-wallpapers (background photographs)"
+    (apt-get update -qq || true) >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mate-backgrounds \
+      plasma-workspace-wallpapers >/dev/null \
+      || echo "[setup] WARNING: could not install the wallpaper packages; synthetic scenes get procedural backgrounds"
+  else
+    echo "[setup] WARNING: no background photographs and cannot apt-get install them (need root); synthetic scenes get procedural backgrounds (or pass jotr synth --backgrounds DIR)"
+  fi
+fi
+
 # 2. Virtual environment.
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"

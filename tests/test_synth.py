@@ -5,6 +5,7 @@ A few small scenes per family (256x256) from one generator shared by the module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -488,13 +489,21 @@ def test_scene_independent_of_generation_order(generator):
 @pytest.mark.slow
 def test_workers_give_byte_identical_output(generator, tmp_path):
     """``write_split`` with 2 worker processes writes the same JSON and JPEGs as in-process (~30 s: each
-    worker loads the body model)."""
+    worker loads the body model), with photograph and procedural backgrounds."""
+    from jotr.synth.scene import SceneGenerator
     from jotr.synth.writer import write_split
 
-    opts = generator.options
-    write_split(tmp_path / "w1", "pc", 2, seed=9, generator=generator, options=opts, progress=False)
-    write_split(tmp_path / "w2", "pc", 2, seed=9, workers=2, options=opts, progress=False)
+    folder = _photo_folder(tmp_path)
+    opts = dataclasses.replace(generator.options, backgrounds=str(folder), photo_share=0.5)
+    gen = SceneGenerator(opts, body=generator.body)
+    try:
+        write_split(tmp_path / "w1", "pc", 2, seed=13, generator=gen, options=opts, progress=False)
+    finally:
+        gen.close()
+    write_split(tmp_path / "w2", "pc", 2, seed=13, workers=2, options=opts, progress=False)
     assert (tmp_path / "w1" / "pc.json").read_bytes() == (tmp_path / "w2" / "pc.json").read_bytes()
+    backgrounds = {im["background"] for im in json.loads((tmp_path / "w1" / "pc.json").read_text())["images"]}
+    assert "procedural" in backgrounds and len(backgrounds) == 2  # both kinds of background
     for i in range(2):
         name = f"images/pc/{i:06d}.jpg"
         assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
@@ -513,3 +522,206 @@ def test_cli_pose_mix_and_truncation_arguments(tmp_path, capsys):
     assert "--truncation" in capsys.readouterr().err
     assert main(["synth", "--split", "oc", "--out", str(tmp_path), "--pose-mix", "dance=1"]) == 2
     assert "--pose-mix" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ realism: backgrounds
+
+
+def _photo_folder(tmp_path):
+    """Two small 'photographs' (reddish and bluish noise) in a folder tree, as a user would point to."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, channel in (("red.png", 2), ("sub/blue.jpg", 0)):  # BGR on disk
+        image = rng.integers(0, 60, (150, 200, 3), dtype=np.uint8)
+        image[..., channel] = 220
+        assert cv2.imwrite(str(folder / name), image)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_photo_backgrounds_from_a_folder(generator, tmp_path):
+    """``backgrounds=DIR`` puts random crops of the folder's images behind the people; the geometry and the
+    ground truth are the same as with procedural backgrounds (appearance draws from its own stream)."""
+    from jotr.synth.photos import find_photos
+    from jotr.synth.scene import APPEARANCE_KEYS, SceneGenerator, SynthOptions
+    from jotr.synth.writer import to_jsonable
+
+    folder = _photo_folder(tmp_path)
+    assert [p.name for p in find_photos(str(folder))] == ["red.png", "blue.jpg"]
+    size = 128
+    photo = SceneGenerator(
+        SynthOptions(width=size, height=size, backgrounds=str(folder), photo_share=1.0), body=generator.body
+    )
+    plain = SceneGenerator(
+        SynthOptions(width=size, height=size, backgrounds="procedural"), body=generator.body
+    )
+    try:
+        names = set()
+        for index in range(3):
+            a, b = photo.generate("oc", 4, index), plain.generate("oc", 4, index)
+            names.add(a.image_info["background"])
+            assert b.image_info["background"] == "procedural"
+            assert json.dumps(to_jsonable(a.persons)) == json.dumps(to_jsonable(b.persons))
+            info_a = {k: v for k, v in a.image_info.items() if k not in APPEARANCE_KEYS}
+            info_b = {k: v for k, v in b.image_info.items() if k not in APPEARANCE_KEYS}
+            assert json.dumps(to_jsonable(info_a)) == json.dumps(to_jsonable(info_b))
+            # Background pixels far from any mesh carry the photo's dominant channel.
+            import cv2
+
+            empty = cv2.erode((a.render.instance < 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+            assert empty.sum() > 100
+            rgb = a.image[empty].astype(np.float64).mean(axis=0)
+            dominant = 0 if a.image_info["background"] == "red.png" else 2  # RGB
+            assert rgb[dominant] > rgb.max() - 1e-9 and rgb[dominant] > 120, (rgb, a.image_info["background"])
+            again = photo.generate("oc", 4, index)
+            assert np.array_equal(a.image, again.image)
+        assert names <= {"red.png", "sub/blue.jpg"}
+    finally:
+        photo.close()
+        plain.close()
+
+
+def test_background_option_errors_and_info(generator, tmp_path, capsys):
+    from jotr.cli import main
+    from jotr.synth.photos import find_photos
+    from jotr.synth.writer import write_split
+
+    assert find_photos("procedural") == ()
+    with pytest.raises(InputError, match="does not exist"):
+        find_photos(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no image"):
+        find_photos(str(tmp_path / "empty"))
+    out = tmp_path / "out"
+    assert (
+        main(["synth", "--split", "none", "--out", str(out), "--backgrounds", str(tmp_path / "empty")]) == 2
+    )
+    assert "holds no image" in capsys.readouterr().err
+    assert main(["synth", "--split", "none", "--out", str(out), "--photo-share", "2"]) == 2
+    assert "--photo-share" in capsys.readouterr().err
+    assert not out.exists() or not list(out.rglob("*.json"))
+    # The dataset's info lists the photographs it drew from.
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+
+    folder = _photo_folder(tmp_path)
+    opts = SynthOptions(width=96, height=96, backgrounds=str(folder), photo_share=1.0)
+    gen = SceneGenerator(opts, body=generator.body)
+    try:
+        write_split(tmp_path / "ds", "none", 1, seed=3, generator=gen, options=opts, progress=False)
+    finally:
+        gen.close()
+    doc = json.loads((tmp_path / "ds" / "none.json").read_text())
+    assert doc["info"]["backgrounds"] == ["red.png", "sub/blue.jpg"]
+    assert doc["info"]["options"]["backgrounds"] == str(folder)
+    assert doc["images"][0]["background"] in ("red.png", "sub/blue.jpg")
+
+
+def test_camera_effects_lighting_and_textures(generator):
+    """Camera effects are applied (and recorded) by default and switched off by ``camera_effects=False``
+    without changing the ground truth; lighting varies between scenes; clothes are textured (many distinct
+    colours per person); the same scene is generated twice identically."""
+    from jotr.synth.scene import SceneGenerator, SynthOptions
+    from jotr.synth.writer import to_jsonable
+
+    size = 128
+    base = dict(width=size, height=size, backgrounds="procedural")
+    fx_on = SceneGenerator(SynthOptions(**base), body=generator.body)
+    fx_off = SceneGenerator(SynthOptions(**base, camera_effects=False), body=generator.body)
+    try:
+        kinds, jpeg, blurred = set(), 0, 0
+        for index in range(8):
+            a, b = fx_on.generate("none", 6, index), fx_off.generate("none", 6, index)
+            assert b.image_info["camera_effects"] == {}
+            effects = a.image_info["camera_effects"]
+            assert {"white_balance", "gain", "saturation", "noise"} <= set(effects)
+            jpeg += "jpeg_quality" in effects
+            blurred += "defocus_px" in effects or "motion_blur_px" in effects
+            assert json.dumps(to_jsonable(a.persons)) == json.dumps(to_jsonable(b.persons))
+            kinds.add(a.image_info["lighting"]["kind"])
+            # The effects change the pixels: noise makes the effect image differ almost everywhere.
+            assert (a.image != b.image).any(axis=2).mean() > 0.5
+            # Clothes/skin are textured: the target's own pixels carry many distinct colours.
+            own = b.render.instance == 0
+            assert own.sum() > 50
+            assert len(np.unique(b.image[own] // 8, axis=0)) > 20
+        assert len(kinds) >= 2 and jpeg >= 1 and blurred >= 1, (kinds, jpeg, blurred)
+        again = fx_on.generate("none", 6, 3)
+        assert np.array_equal(again.image, fx_on.generate("none", 6, 3).image)
+    finally:
+        fx_on.close()
+        fx_off.close()
+
+
+def test_lighting_and_effects_units():
+    from jotr.synth import appearance as app
+    from jotr.synth import effects as fx
+
+    warm, cold = app.kelvin_to_rgb(2500.0), app.kelvin_to_rgb(10000.0)
+    assert warm[0] > warm[2] and cold[2] > cold[0]
+    assert float(warm @ app.LUMA) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    light = app.sample_lighting(rng, np.eye(3), np.array([0.5, 0.5, 0.5]))
+    normals = np.array([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]])  # camera frame: up (y down), down
+    lit = app.shade_vertices(np.full((2, 3), 0.6), normals, light)
+    assert lit.shape == (2, 3) and (lit >= 0).all() and (lit <= 1).all()
+    assert lit[0].sum() > lit[1].sum()  # facing the sky is brighter than facing the ground
+    # A shadow darkens the ground next to a person lit from the side and above; nothing without light.
+    cam_rot, cam_center = np.eye(3), np.array([0.0, -1.5, 0.0])
+    person = np.stack(np.meshgrid(np.linspace(-0.2, 0.2, 20), np.linspace(-1.7, 0, 60), [0.0]), -1).reshape(
+        -1, 3
+    )
+    person = (person - cam_center + np.array([0.0, 0.0, 4.0])) @ cam_rot.T
+    bg = np.full((120, 160, 3), 200, np.uint8)
+    light_dir = np.array([-0.6, -0.7, -0.4]) / np.linalg.norm([-0.6, -0.7, -0.4])
+    shaded = fx.cast_shadows(
+        rng, bg, [person], light_dir, cam_rot, cam_center, (150.0, 150.0), (80.0, 60.0), 0.6
+    )
+    assert shaded.min() < 150 and (shaded == 200).mean() > 0.5
+    assert (
+        fx.cast_shadows(
+            rng,
+            bg,
+            [person],
+            np.array([0.0, 1.0, 0.0]),
+            cam_rot,
+            cam_center,
+            (150.0, 150.0),
+            (80.0, 60.0),
+            0.6,
+        )
+        is bg
+    )
+    out, info = fx.camera_effects(np.random.default_rng(1), bg)
+    assert out.shape == bg.shape and out.dtype == np.uint8 and "noise" in info
+
+
+def test_raise_light_keeps_azimuth():
+    from jotr.synth import effects as fx
+
+    cam_rot = np.eye(3)
+    low = np.array([0.8, -0.1, -0.6])
+    low /= np.linalg.norm(low)
+    raised = fx.raise_light(low, cam_rot, 60.0)
+    assert np.linalg.norm(raised) == pytest.approx(1.0)
+    assert -raised[1] == pytest.approx(np.sin(np.deg2rad(60.0)))  # world y down: elevation 60 deg
+    assert np.arctan2(raised[0], -raised[2]) == pytest.approx(np.arctan2(low[0], -low[2]))
+    high = np.array([0.0, -1.0, 0.0])
+    assert fx.raise_light(high, cam_rot, 60.0) is high
+
+
+def test_unit_ambient_render_gamma_encodes_vertex_colours():
+    """The contract the generator's per-vertex lighting relies on: rendered with ambient 1 and no light, a
+    vertex colour ``c`` (linear radiance) comes out as ``255 * c ** (1 / 2.2)``."""
+    from jotr.viz.renderer import Renderer
+
+    quad = np.array([[-1.0, -1.0, 2.0], [1.0, -1.0, 2.0], [1.0, 1.0, 2.0], [-1.0, 1.0, 2.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]])  # both sides
+    linear = np.array([0.05, 0.3, 0.8])
+    with Renderer(16, 16) as renderer:
+        res = renderer.render(
+            [(quad, faces, np.tile(linear, (4, 1)))], (20.0, 20.0), (7.5, 7.5), ambient=1.0, light=0.0
+        )
+    np.testing.assert_allclose(res.color[8, 8], 255.0 * linear ** (1 / 2.2), atol=2.0)

@@ -145,8 +145,11 @@ def _is_current(lcfg: LearningConfig, group: str, split: Split) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     opts = info.get("options", {})
+    from jotr.synth.writer import FORMAT_VERSION
+
     return (
-        info.get("num_images") == split.num
+        info.get("format_version") == FORMAT_VERSION  # made by this generator, not an older one
+        and info.get("num_images") == split.num
         and info.get("seed") == split.seed
         and info.get("family") == split.family
         and opts.get("width") == lcfg.image_width

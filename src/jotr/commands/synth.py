@@ -48,6 +48,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="pose modes and weights, e.g. 'archetype=1' for the six original archetypes only (default "
         "archetype=0.3,mixed=0.2,free=0.2,arms_up=0.12,kneeling=0.08,lying=0.1)",
     )
+    p.add_argument(
+        "--backgrounds",
+        default=None,
+        metavar="auto|procedural|DIR",
+        help="background photographs: 'auto' = the Debian wallpaper packages' photographs when installed "
+        "(mate-backgrounds, plasma-workspace-wallpapers), 'procedural' = none, or a folder of images "
+        "(default auto; procedural backgrounds when no photograph is found)",
+    )
+    p.add_argument(
+        "--photo-share",
+        type=float,
+        default=None,
+        help="share of scenes with a photograph behind them when photographs are available (default 0.8)",
+    )
+    p.add_argument(
+        "--no-camera-effects",
+        action="store_true",
+        help="clean renders: no white-balance / colour jitter, vignetting, blur, sensor noise or JPEG "
+        "re-compression (default: random camera effects)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -102,6 +122,17 @@ def run(args: argparse.Namespace) -> int:
         extra["truncation"] = float(args.truncation)
     if args.pose_mix is not None:
         extra["pose_mix"] = parse_pose_mix(args.pose_mix)
+    if args.photo_share is not None:
+        if not 0.0 <= args.photo_share <= 1.0:
+            raise InputError(f"synth: --photo-share must be in [0, 1], got {args.photo_share}")
+        extra["photo_share"] = float(args.photo_share)
+    if args.no_camera_effects:
+        extra["camera_effects"] = False
+    if args.backgrounds is not None:
+        from jotr.synth.photos import find_photos
+
+        find_photos(args.backgrounds)  # a missing or empty folder is an error before anything is loaded
+        extra["backgrounds"] = args.backgrounds
     options = SynthOptions(
         width=args.width, height=args.height, rig=args.rig or BodyConfig().anny_rig, **extra
     )

@@ -13,7 +13,7 @@ import numpy as np
 from jotr.body.joint_sets import JOTR30
 
 OCCLUDER_SHAPES = ("box", "board", "cylinder", "sphere", "blob", "capsule", "cone")
-PATTERNS = ("solid", "hstripes", "vstripes", "checker", "noise", "gradient")
+PATTERNS = ("solid", "hstripes", "vstripes", "checker", "noise", "gradient", "plaid", "dots", "denim")
 BACKGROUNDS = ("street", "room", "noise", "blocks")
 
 # Body parts: (name, joint a, joint b, typical radius in metres). Each vertex is assigned to the segment a-b
@@ -49,6 +49,8 @@ class BodyParts:
     head_top_y: float  # rest height of the head top
     eye_y: float  # rest height of the eyes
     face_z: float  # rest depth (z) of the eyes -- the face is in front of it
+    # (V,) facial detail per vertex: FACE_NONE, FACE_SCLERA, FACE_IRIS, FACE_PUPIL, FACE_BROW, FACE_LIPS
+    face: np.ndarray | None = None
 
 
 def segment_body(rest_vertices: np.ndarray, joints30: np.ndarray) -> BodyParts:
@@ -67,8 +69,40 @@ def segment_body(rest_vertices: np.ndarray, joints30: np.ndarray) -> BodyParts:
         best[better], part[better], along[better] = d[better], names.index(name), t[better]
     eyes = joints30[[idx["L_Eye"], idx["R_Eye"]]].mean(axis=0)
     return BodyParts(
-        part, along, rest_vertices, names, float(joints30[idx["Head_top"], 1]), float(eyes[1]), float(eyes[2])
+        part,
+        along,
+        rest_vertices,
+        names,
+        float(joints30[idx["Head_top"], 1]),
+        float(eyes[1]),
+        float(eyes[2]),
+        _face_labels(rest_vertices, joints30, idx, part == names.index("head")),
     )
+
+
+FACE_NONE, FACE_SCLERA, FACE_IRIS, FACE_PUPIL, FACE_BROW, FACE_LIPS = range(6)
+
+
+def _face_labels(rest: np.ndarray, joints30: np.ndarray, idx: dict[str, int], head: np.ndarray) -> np.ndarray:
+    """(V,) facial-detail label of each rest vertex (canonical frame, metres), from the eye and nose joints:
+    eyes (the front of the eyeballs: sclera, iris, pupil), eyebrows, lips."""
+    face = np.zeros(len(rest), np.int64)
+    for eye_name in ("L_Eye", "R_Eye"):
+        eye = joints30[idx[eye_name]]
+        d = rest - eye
+        lateral = np.hypot(d[:, 0], d[:, 1])
+        front = head & (d[:, 2] > 0.0)
+        ball = front & (np.linalg.norm(d, axis=1) < 0.0165) & (lateral < 0.0135)
+        face[ball] = FACE_SCLERA
+        face[ball & (lateral < 0.0062)] = FACE_IRIS
+        face[ball & (lateral < 0.0028)] = FACE_PUPIL
+        brow = front & (np.abs(d[:, 0]) < 0.02) & (d[:, 1] > 0.013) & (d[:, 1] < 0.021) & (d[:, 2] > -0.005)
+        face[brow & (face == FACE_NONE)] = FACE_BROW
+    nose = joints30[idx["Nose"]]
+    d = rest - nose
+    lips = head & (np.abs(d[:, 0]) < 0.022) & (d[:, 1] < -0.022) & (d[:, 1] > -0.038) & (d[:, 2] > -0.03)
+    face[lips & (face == FACE_NONE)] = FACE_LIPS
+    return face
 
 
 def random_color(rng: np.random.Generator, *, sat=(0.2, 1.0), val=(0.15, 1.0)) -> np.ndarray:
@@ -108,13 +142,44 @@ def pattern_colors(
         freqs = rng.normal(0, 2.0 * np.pi / (0.3 * scale), (4, 3))
         phases = rng.uniform(0, 2 * np.pi, 4)
         mix = np.clip(0.5 + 0.3 * np.sin(coords @ freqs.T + phases).sum(axis=1), 0.0, 1.0)
-    else:  # gradient
+    elif kind == "gradient":
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         proj = coords @ direction
         mix = (proj - proj.min()) / max(float(np.ptp(proj)), 1e-9)
+    elif kind == "plaid":  # two crossing sets of bands, blended
+        period = scale * rng.uniform(0.12, 0.35)
+        width = rng.uniform(0.2, 0.45)
+        offset = rng.random(2) * period
+        bands = [((coords[:, a] + offset[k]) / period) % 1.0 < width for k, a in enumerate((0, 1))]
+        mix = 0.5 * bands[0] + 0.5 * bands[1]
+    elif kind == "dots":
+        period = scale * rng.uniform(0.06, 0.18)
+        cell = (coords + rng.random(3) * period) / period
+        mix = (np.linalg.norm(cell - np.round(cell), axis=1) < rng.uniform(0.2, 0.35)).astype(np.float64)
+    else:  # denim: a blue/grey/black twill -- fine random grain
+        base = np.array([0.12, 0.2, 0.38]) * rng.uniform(0.6, 1.5) if rng.random() < 0.7 else base * 0.6
+        second = np.clip(base * 1.6 + 0.05, 0.0, 1.0)
+        mix = np.clip(rng.beta(2.0, 5.0, n), 0.0, 1.0)
     colors = base[None] * (1 - mix[:, None]) + second[None] * mix[:, None]
     return np.clip(colors * rng.uniform(0.9, 1.1), 0.0, 1.0)
+
+
+def _smooth_field(
+    rng: np.random.Generator, coords: np.ndarray, period: float, octaves: int = 3
+) -> np.ndarray:
+    """(N,) smooth random field in about [-1, 1] over (N, 3) coordinates (metres): a sum of random plane
+    waves, ``period`` = the longest wavelength."""
+    coords = coords.astype(np.float32)
+    field = np.zeros(len(coords), np.float32)
+    amp, total = 1.0, 0.0
+    for k in range(octaves):
+        freqs = rng.normal(0.0, 2.0 * np.pi / (period / 2**k), (3, 3)).astype(np.float32)
+        phases = rng.uniform(0, 2 * np.pi, 3).astype(np.float32)
+        field += amp * np.sin(coords @ freqs.T + phases).sum(axis=1) / 3.0
+        total += amp
+        amp *= 0.5
+    return field.astype(np.float64) / total * 1.7
 
 
 def body_colors(rng: np.random.Generator, parts: BodyParts) -> np.ndarray:
@@ -124,7 +189,10 @@ def body_colors(rng: np.random.Generator, parts: BodyParts) -> np.ndarray:
     rest = parts.rest
     skin = skin_color(rng)
     colors = np.tile(skin, (len(p), 1))
-    colors *= rng.uniform(0.95, 1.05, (len(p), 1))  # subtle shading variation
+    # Skin texture: blotches (smooth, a few cm), a slight redness varying over the body, fine grain.
+    colors *= 1.0 + 0.05 * _smooth_field(rng, rest, 0.12)[:, None]
+    colors += 0.03 * np.clip(_smooth_field(rng, rest, 0.3), 0, 1)[:, None] * np.array([1.0, -0.4, -0.5])
+    colors *= rng.uniform(0.97, 1.03, (len(p), 1))
 
     is_ = {n: p == names.index(n) for n in names}
     sleeve = rng.choice(
@@ -149,17 +217,58 @@ def body_colors(rng: np.random.Generator, parts: BodyParts) -> np.ndarray:
     top_color = random_color(rng)
     colors[top] = pattern_colors(rng, rest[top], top_color, 0.4)
     colors[bottom] = pattern_colors(rng, rest[bottom], random_color(rng, val=(0.1, 0.8)), 0.6)
+    if rng.random() < 0.3:  # an open jacket / cardigan over the top: long sleeves, the front opening shows
+        half = rng.uniform(0.02, 0.07)
+        jacket = (is_["torso"] & ~torso_low & ((np.abs(rest[:, 0]) > half) | (rest[:, 2] < 0.0))) | (
+            is_["upperarm_L"]
+            | is_["upperarm_R"]
+            | ((is_["forearm_L"] | is_["forearm_R"]) & (parts.along < 0.9))
+        )
+        colors[jacket] = pattern_colors(
+            rng, rest[jacket], random_color(rng, sat=(0.0, 0.6), val=(0.05, 0.7)), 0.5
+        )
+        top = top | jacket
+    if rng.random() < 0.35:  # a belt at the top of the bottoms
+        belt = bottom & (rest[:, 1] > hip_y + rng.uniform(0.02, 0.06)) & is_["torso"]
+        colors[belt] = random_color(rng, sat=(0.0, 0.5), val=(0.05, 0.4))
+    # Fabric: grain and folds (smooth darker bands, across the limbs), on every clothed vertex.
+    clothed = top | bottom
+    grain = rng.uniform(0.02, 0.07)
+    colors[clothed] *= 1.0 + grain * rng.standard_normal((int(clothed.sum()), 1))
+    folds = 1.0 - rng.uniform(0.05, 0.2) * np.clip(_smooth_field(rng, rest[clothed], 0.25), 0.0, 1.0)
+    colors[clothed] *= folds[:, None]
     shoes = is_["foot_L"] | is_["foot_R"]
-    colors[shoes] = random_color(rng, val=(0.05, 0.9))
+    colors[shoes] = random_color(rng, val=(0.05, 0.9)) * (
+        1.0 + 0.04 * rng.standard_normal((int(shoes.sum()), 1))
+    )
+    if shoes.any():  # darker or lighter soles
+        low = shoes & (rest[:, 1] < float(rest[shoes, 1].min()) + 0.015)
+        colors[low] = random_color(rng, sat=(0.0, 0.2), val=(0.05, 0.95))
     # Hair: the top/back of the head above the eyes.
     head = is_["head"]
     hair_line = parts.eye_y + rng.uniform(0.02, 0.06)
     hair = head & (
         (rest[:, 1] > hair_line) | ((rest[:, 2] < parts.face_z - 0.04) & (rest[:, 1] > parts.eye_y - 0.1))
     )
-    if rng.random() < 0.9:
-        hair_color = random_color(rng, sat=(0.1, 0.7), val=(0.05, 0.7))
-        colors[hair] = hair_color
+    if rng.random() < 0.15:  # long hair down the back of the neck and the upper back
+        hair |= (
+            (is_["head"] | is_["torso"])
+            & (rest[:, 2] < parts.face_z - 0.06)
+            & (rest[:, 1] > parts.eye_y - rng.uniform(0.12, 0.3))
+        )
+    hair_color = random_color(rng, sat=(0.1, 0.7), val=(0.05, 0.7))
+    if rng.random() < 0.9:  # streaks along the hair
+        streak = _smooth_field(rng, rest[hair] * np.array([4.0, 0.4, 4.0]), 0.15)
+        colors[hair] = hair_color[None] * (1.0 + 0.15 * streak[:, None])
+    # Face: eyes, eyebrows, lips (labels from segment_body).
+    if parts.face is not None:
+        face = parts.face
+        colors[face == FACE_SCLERA] = np.array([0.85, 0.83, 0.8]) * rng.uniform(0.85, 1.0)
+        iris = [np.array([0.25, 0.15, 0.08]), np.array([0.3, 0.45, 0.6]), np.array([0.3, 0.4, 0.25])]
+        colors[face == FACE_IRIS] = iris[int(rng.choice(3, p=[0.7, 0.2, 0.1]))] * rng.uniform(0.6, 1.2)
+        colors[face == FACE_PUPIL] = 0.04
+        colors[face == FACE_BROW] = hair_color * 0.8
+        colors[face == FACE_LIPS] = skin * np.array([0.85, 0.6, 0.6]) * rng.uniform(0.8, 1.0)
     return np.clip(colors, 0.0, 1.0)
 
 
@@ -190,9 +299,16 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def occluder_mesh(
-    rng: np.random.Generator, size: float, center: np.ndarray, shape: str | None = None
+    rng: np.random.Generator,
+    size: float,
+    center: np.ndarray,
+    shape: str | None = None,
+    *,
+    color_rng: np.random.Generator | None = None,
 ) -> Occluder:
-    """A random textured primitive of largest extent ~``size`` metres centred at ``center`` (camera frame)."""
+    """A random textured primitive of largest extent ~``size`` metres centred at ``center`` (camera frame).
+
+    The texture draws from ``color_rng`` (default: ``rng``), the geometry from ``rng``."""
     import trimesh
     import trimesh.remesh
 
@@ -225,7 +341,8 @@ def occluder_mesh(
     vertices, faces = trimesh.remesh.subdivide_to_size(vertices, faces, max_edge=0.08, max_iter=6)
     rot = _small_tilt(rng) if shape == "board" else _rotation(rng)  # boards roughly face the camera
     local = vertices @ rot.T
-    colors = pattern_colors(rng, local, random_color(rng), 1.0)
+    color_rng = rng if color_rng is None else color_rng
+    colors = pattern_colors(color_rng, local, random_color(color_rng), 1.0)
     world = local * size + np.asarray(center, np.float64)[None]
     return Occluder(shape, world, faces, colors, np.asarray(center, np.float64), float(size))
 
@@ -303,3 +420,141 @@ def background(
     img = np.where(ground[..., None], ground_img, img)
     img = img + rng.uniform(0.0, 0.03) * rng.standard_normal(img.shape, dtype=np.float32)
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------ lighting
+
+LIGHTING_KINDS = ("sun", "overcast", "indoor", "low_sun")
+_LIGHTING_WEIGHTS = (0.35, 0.25, 0.25, 0.15)
+# Approximate sRGB colour of a black body (white balance of daylight ~6500 K), by temperature in kelvin.
+_KELVIN = np.array([2000.0, 2500.0, 3000.0, 3500.0, 4000.0, 5000.0, 5500.0, 6500.0, 7500.0, 9000.0, 12000.0])
+_KELVIN_RGB = np.array(
+    [
+        [1.00, 0.54, 0.17],
+        [1.00, 0.63, 0.30],
+        [1.00, 0.71, 0.42],
+        [1.00, 0.77, 0.54],
+        [1.00, 0.82, 0.64],
+        [1.00, 0.89, 0.81],
+        [1.00, 0.92, 0.87],
+        [1.00, 0.97, 0.98],
+        [0.93, 0.93, 1.00],
+        [0.84, 0.88, 1.00],
+        [0.76, 0.83, 1.00],
+    ]
+)
+LUMA = np.array([0.2126, 0.7152, 0.0722])  # luminance of linear RGB
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.power(np.clip(c, 0.0, 1.0), 2.2)
+
+
+def kelvin_to_rgb(kelvin: float) -> np.ndarray:
+    """(3,) linear RGB of a light of colour temperature ``kelvin`` (2000-12000 K), luminance 1."""
+    srgb = np.array([np.interp(kelvin, _KELVIN, _KELVIN_RGB[:, c]) for c in range(3)])
+    lin = srgb_to_linear(srgb)
+    return lin / float(lin @ LUMA)
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """Scene lighting, camera frame; colours are linear RGB radiances (1 = a white surface facing the light
+    at full exposure)."""
+
+    kind: str  # one of LIGHTING_KINDS
+    key_dir: np.ndarray  # (3,) unit vector from the surface towards the key light (sun / lamp)
+    key_rgb: np.ndarray  # (3,)
+    fill_dir: np.ndarray  # (3,) a weaker second light
+    fill_rgb: np.ndarray  # (3,)
+    up: np.ndarray  # (3,) unit world up (against gravity) in the camera frame
+    sky_rgb: np.ndarray  # (3,) ambient light from above (hemisphere)
+    ground_rgb: np.ndarray  # (3,) ambient light from below
+
+    def describe(self) -> dict[str, object]:
+        """JSON-friendly summary for the dataset's ``images`` entry."""
+        return {
+            "kind": self.kind,
+            "key_dir": self.key_dir,
+            "key_rgb": self.key_rgb,
+            "sky_rgb": self.sky_rgb,
+            "ground_rgb": self.ground_rgb,
+        }
+
+
+def _light_direction(elevation: float, azimuth: float, cam_rot: np.ndarray) -> np.ndarray:
+    """Camera-frame unit vector towards a light at ``elevation`` above the horizon and ``azimuth`` from
+    the camera's back (0: the light is behind the camera, lighting what the camera sees; pi: backlight).
+    World frame: y down, the camera looks along +z (tilted by its pitch)."""
+    d_world = np.array(
+        [np.sin(azimuth) * np.cos(elevation), -np.sin(elevation), -np.cos(azimuth) * np.cos(elevation)]
+    )
+    d = cam_rot @ d_world
+    return d / np.linalg.norm(d)
+
+
+def sample_lighting(
+    rng: np.random.Generator, cam_rot: np.ndarray, background_rgb: np.ndarray | None = None
+) -> Lighting:
+    """A random lighting: sun, overcast sky, indoor lamps or a low (evening) sun, with a random direction,
+    intensity and colour temperature. ``background_rgb`` ((3,) mean sRGB of the background, [0, 1]) tints
+    the ambient light and sets the exposure, so that people are lit like the scene behind them.
+    ``cam_rot`` = world-to-camera rotation."""
+    kind = LIGHTING_KINDS[int(np.searchsorted(np.cumsum(_LIGHTING_WEIGHTS), rng.random()))]
+    # Mostly lit from the camera's side, sometimes from the side or behind (rim light).
+    azimuth = rng.normal(0.0, 0.9) if rng.random() < 0.75 else rng.uniform(-np.pi, np.pi)
+    if kind == "sun":
+        elev, key_k, key_i = rng.uniform(20, 70), rng.uniform(4800, 6200), rng.uniform(1.0, 1.8)
+        sky_k, sky_i, ground_i = rng.uniform(8000, 12000), rng.uniform(0.25, 0.5), rng.uniform(0.1, 0.25)
+    elif kind == "overcast":
+        elev, key_k, key_i = rng.uniform(45, 85), rng.uniform(6000, 7500), rng.uniform(0.15, 0.5)
+        sky_k, sky_i, ground_i = rng.uniform(6500, 9000), rng.uniform(0.7, 1.2), rng.uniform(0.2, 0.4)
+    elif kind == "indoor":
+        elev, key_k, key_i = rng.uniform(10, 60), rng.uniform(2700, 4500), rng.uniform(0.7, 1.4)
+        sky_k, sky_i, ground_i = (
+            key_k + rng.uniform(-300, 1500),
+            rng.uniform(0.25, 0.55),
+            rng.uniform(0.1, 0.3),
+        )
+    else:  # low_sun
+        elev, key_k, key_i = rng.uniform(3, 15), rng.uniform(2200, 3300), rng.uniform(0.9, 1.6)
+        sky_k, sky_i, ground_i = rng.uniform(7500, 12000), rng.uniform(0.2, 0.4), rng.uniform(0.08, 0.2)
+    key_dir = _light_direction(np.deg2rad(elev), azimuth, cam_rot)
+    fill_dir = _light_direction(
+        np.deg2rad(rng.uniform(0, 40)), azimuth + rng.choice([-1, 1]) * rng.uniform(1.0, 2.5), cam_rot
+    )
+    fill_rgb = kelvin_to_rgb(rng.uniform(3000, 9000)) * rng.uniform(0.0, 0.35) * key_i
+    sky = kelvin_to_rgb(sky_k) * sky_i
+    ground = kelvin_to_rgb(rng.uniform(3000, 6000)) * ground_i
+    gain = 1.0
+    if background_rgb is not None:  # harmonise with the background: its tint and its brightness
+        bg = srgb_to_linear(np.asarray(background_rgb, np.float64))
+        lum = max(float(bg @ LUMA), 1e-3)
+        tint = np.clip(bg / lum, 0.5, 2.0) ** 0.5
+        sky, ground = sky * tint, ground * tint**1.5
+        gain = float(np.clip((lum / 0.2) ** 0.35, 0.45, 1.3))
+    gain *= rng.uniform(0.8, 1.2)  # exposure
+    up = cam_rot @ np.array([0.0, -1.0, 0.0])
+    return Lighting(
+        kind,
+        key_dir,
+        kelvin_to_rgb(key_k) * key_i * gain,
+        fill_dir,
+        fill_rgb * gain,
+        up,
+        sky * gain,
+        ground * gain,
+    )
+
+
+def shade_vertices(albedo: np.ndarray, normals: np.ndarray, light: Lighting) -> np.ndarray:
+    """(V, 3) linear RGB radiance in [0, 1] of surfaces of sRGB colour ``albedo`` (V, 3) with unit
+    ``normals`` (V, 3, camera frame): hemisphere ambient plus two directional lights with a soft (wrapped)
+    Lambert term. Rendered with only an ambient light of 1, the renderer outputs it gamma-encoded."""
+    wrap = 0.15
+    up = 0.5 + 0.5 * (normals @ light.up)
+    ambient = light.ground_rgb[None] + (light.sky_rgb - light.ground_rgb)[None] * up[:, None]
+    key = np.clip((normals @ light.key_dir + wrap) / (1 + wrap), 0.0, None)
+    fill = np.clip((normals @ light.fill_dir + wrap) / (1 + wrap), 0.0, None)
+    radiance = ambient + key[:, None] * light.key_rgb[None] + fill[:, None] * light.fill_rgb[None]
+    return np.clip(srgb_to_linear(albedo) * radiance, 0.0, 1.0)

@@ -29,7 +29,10 @@ import numpy as np
 import torch
 
 from jotr.data.posefix import corrupt_keypoints
+from jotr.errors import InputError
 from jotr.synth import appearance as app
+from jotr.synth import effects as fx
+from jotr.synth.photos import PhotoBank, describe_photos, find_photos, photo_background
 from jotr.synth.poses import DEFAULT_POSE_MIX, pose_rotmats, sample_pose
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ VIS_OUTSIDE, VIS_VISIBLE, VIS_OBJECT, VIS_PERSON = 0, 1, 2, 3
 VISIBILITY_NAMES = ("outside", "visible", "occluded_by_object", "occluded_by_person")
 GT_JOINT_SETS = ("jotr30", "jotr15", "h36m17", "coco17")
 _RX180 = np.diag([1.0, -1.0, -1.0])
+# Entries of a scene's image info that depend on the appearance options (the rest does not).
+APPEARANCE_KEYS = ("background", "lighting", "camera_effects")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ class SynthOptions:
     # Persons with fewer jotr30 joints inside the image are flagged ``too_truncated`` (readers skip them); a
     # truncated target keeps at least 2x this many.
     min_joints_in_image: int = 4
+    # Backgrounds (jotr.synth.photos): "auto" = the photographs of the Debian wallpaper packages when they
+    # are installed, else procedural ones; "procedural"; or a folder of images (random crops of them).
+    backgrounds: str = "auto"
+    photo_share: float = 0.8  # share of scenes with a photograph behind them when photographs are available
+    # Camera effects (jotr.synth.effects.camera_effects: white balance, colour, vignetting, defocus / motion
+    # blur, sensor noise, JPEG re-compression) and a defocused background; False: a clean render.
+    camera_effects: bool = True
 
 
 @dataclass
@@ -120,13 +132,18 @@ def scene_rng(seed: int, family: str, index: int, stream: int = 0) -> np.random.
 
 @contextlib.contextmanager
 def single_thread_torch() -> Iterator[None]:
-    """Run torch on one thread inside the block, so results do not depend on the worker count."""
-    saved = torch.get_num_threads()
+    """Run torch (and OpenCV's image effects) on one thread inside the block, so results do not depend on the
+    worker count and a busy machine does not stall a parallel region: parallelism comes from the workers."""
+    import cv2
+
+    saved, saved_cv2 = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     try:
         yield
     finally:
         torch.set_num_threads(saved)
+        cv2.setNumThreads(saved_cv2)
 
 
 def _rot_y(a: float) -> np.ndarray:
@@ -169,7 +186,13 @@ class SceneGenerator:
         from jotr.viz.renderer import Renderer
 
         options = options if options is not None else SynthOptions()
+        if not 0.0 <= options.photo_share <= 1.0:
+            raise InputError(f"synth: photo_share must be in [0, 1], got {options.photo_share}")
         self.options = options
+        # Photographs decoded at up to 2.5x the image's short side: a crop of 30% of a photo stays sharp.
+        photos = find_photos(options.backgrounds)
+        self.photos = PhotoBank(photos, max_side=max(256, int(2.5 * min(options.width, options.height))))
+        self.photo_names = describe_photos(photos, options.backgrounds)  # as in the dataset's info
         with single_thread_torch():
             self.body = body if body is not None else AnnyBody(rig=options.rig, topology=options.topology)
             self.body = self.body.to(torch.float32)
@@ -318,6 +341,9 @@ class SceneGenerator:
         o = self.options
         W, H = o.width, o.height
         rng = scene_rng(seed, family, index)
+        # Appearance (clothes, background, lighting, camera effects) draws from its own stream, so the
+        # geometry and every ground-truth value do not depend on the appearance options.
+        look = scene_rng(seed, family, index, stream=2)
         focal_px = rng.uniform(0.8, 1.5) * max(W, H)
         princpt = (W / 2.0 + rng.uniform(-0.02, 0.02) * W, H / 2.0 + rng.uniform(-0.02, 0.02) * H)
         cam_h = rng.uniform(0.9, 2.4)
@@ -360,7 +386,7 @@ class SceneGenerator:
         focal = (focal_px, focal_px)
         cam_rot = _rot_x(pitch)
         cam_center = np.array([0.0, -cam_h, 0.0])
-        persons = [self._place(target, (gx, gz), cam_rot, cam_center, app.body_colors(rng, self.parts))]
+        persons = [self._place(target, (gx, gz), cam_rot, cam_center, app.body_colors(look, self.parts))]
         ground = [(gx, gz, target.radius)]
         target_box = self._box(persons[0].vertices, focal, princpt)
         w_t = max(target_box[2] - target_box[0], 1.0)
@@ -396,7 +422,7 @@ class SceneGenerator:
             else:
                 continue  # no free spot: leave this person out
             persons.append(
-                self._place(other, (gx_o, gz_o), cam_rot, cam_center, app.body_colors(rng, self.parts))
+                self._place(other, (gx_o, gz_o), cam_rot, cam_center, app.body_colors(look, self.parts))
             )
             ground.append((gx_o, gz_o, other.radius))
 
@@ -421,21 +447,9 @@ class SceneGenerator:
                 size = rng.uniform(0.2, 0.6) * px_h * d / focal_px
                 size = min(size, 2.0 * (z_front - 0.1 - d))
                 center = np.array([(u - princpt[0]) / focal_px * d, (v - princpt[1]) / focal_px * d, d])
-                occluders.append(app.occluder_mesh(rng, size, center))
+                occluders.append(app.occluder_mesh(rng, size, center, color_rng=look))
 
-        bg = app.background(rng, W, H, focal, princpt, cam_rot, cam_h)
-        meshes = [(p.vertices, self.faces, p.colors) for p in persons]
-        meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
-        res = self.renderer.render(
-            meshes,
-            focal,
-            princpt,
-            bg=bg,
-            ambient=rng.uniform(0.3, 0.6),
-            light=rng.uniform(1.5, 4.0),
-            alone=range(len(persons)),
-        )
-        image = self._postprocess(rng, res.color)
+        res, image, appearance = self._render(look, persons, occluders, focal, princpt, cam_rot, cam_h)
 
         # Ground truth per person.
         kp_rng = scene_rng(seed, family, index, stream=1)
@@ -476,11 +490,56 @@ class SceneGenerator:
             "index": int(index),
             "num_persons": len(persons),
             "truncation": truncation,
+            **appearance,
             "occluders": [{"shape": oc.shape, "center": oc.center, "size": oc.size} for oc in occluders],
         }
         return Scene(
             image=image, image_info=image_info, persons=annotations, render=res, person_depths=depths
         )
+
+    def _render(self, look, persons, occluders, focal, princpt, cam_rot, cam_h):
+        """Background, lighting, shadows, rendering and camera effects, all drawn from ``look``.
+
+        Returns (RenderResult, final (H, W, 3) uint8 image, the image-info entries of APPEARANCE_KEYS).
+        """
+        from jotr.viz.renderer import vertex_normals
+
+        o = self.options
+        W, H = o.width, o.height
+        cam_center = np.array([0.0, -cam_h, 0.0])
+        if len(self.photos) and look.random() < o.photo_share:
+            bg, photo_index = photo_background(look, self.photos, W, H)
+            bg_name = self.photo_names[photo_index]
+        else:
+            bg, bg_name = app.background(look, W, H, focal, princpt, cam_rot, cam_h), "procedural"
+        if o.camera_effects:  # depth of field: the camera focuses on the people
+            bg, _ = fx.defocus(look, bg, 2.5)
+        # Lighting is computed here per vertex (direction, intensity, colour temperature, sky / ground
+        # ambient, harmonised with the background) and rendered with a unit ambient light only: the
+        # renderer then outputs the gamma-encoded vertex radiance.
+        light = app.sample_lighting(look, cam_rot, bg.reshape(-1, 3).mean(axis=0) / 255.0)
+        key, ambient = float(light.key_rgb @ app.LUMA), float(light.sky_rgb @ app.LUMA)
+        shadow = look.uniform(0.3, 0.75) * key / (key + ambient + 1e-6)
+        # Shadows on the ground plane: along the key light on a procedural ground; on a photograph, whose
+        # ground is not the scene's, only a short, fainter shadow around the feet (light raised to 50-75 deg).
+        if bg_name == "procedural":
+            shadow_dir = fx.raise_light(light.key_dir, cam_rot, 15.0)
+        else:
+            shadow_dir = fx.raise_light(light.key_dir, cam_rot, look.uniform(50.0, 75.0))
+            shadow *= 0.7
+        people = [p.vertices for p in persons]
+        bg = fx.cast_shadows(look, bg, people, shadow_dir, cam_rot, cam_center, focal, princpt, shadow)
+        meshes = [(p.vertices, self.faces, p.colors) for p in persons]
+        meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
+        lit = [(v, f, app.shade_vertices(c, vertex_normals(v, f), light)) for v, f, c in meshes]
+        res = self.renderer.render(
+            lit, focal, princpt, bg=bg, ambient=1.0, light=0.0, alone=range(len(persons))
+        )
+        image = fx.antialias_edges(res.color, res.depth > 0)
+        camera: dict[str, Any] = {}
+        if o.camera_effects:
+            image, camera = fx.camera_effects(look, image)
+        return res, image, {"background": bg_name, "lighting": light.describe(), "camera_effects": camera}
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -596,15 +655,3 @@ class SceneGenerator:
             "num_joints_in_image": int((vis30 != VIS_OUTSIDE).sum()),
             "too_truncated": bool((vis30 != VIS_OUTSIDE).sum() < self.options.min_joints_in_image),
         }
-
-    @staticmethod
-    def _postprocess(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        """Mild camera effects: a little blur and sensor noise."""
-        import cv2
-
-        out = image.astype(np.float32)
-        sigma = rng.uniform(0.0, 0.9)
-        if sigma > 0.3:
-            out = cv2.GaussianBlur(out, (0, 0), sigma)
-        out += rng.uniform(0.0, 3.0) * rng.standard_normal(out.shape, dtype=np.float32)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)

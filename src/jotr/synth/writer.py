@@ -22,12 +22,13 @@ import numpy as np
 
 from jotr.body.joint_sets import get_joint_set
 from jotr.errors import InputError
+from jotr.synth.photos import describe_photos, find_photos
 from jotr.synth.scene import FAMILIES, GT_JOINT_SETS, VISIBILITY_NAMES, SceneGenerator, SynthOptions
 from jotr.utils.io import atomic_save
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FLOAT_DECIMALS = 6
 
 
@@ -116,6 +117,7 @@ def dataset_info(family: str, num: int, seed: int, options: SynthOptions, pose_j
             "pose_joint_names": list(pose_joint_names),
             "shape_names": ["gender", "age", "muscle", "weight", "height", "proportions"],
         },
+        "backgrounds": describe_photos(find_photos(options.backgrounds), options.backgrounds),
         "joint_sets": {name: list(get_joint_set(name).names) for name in GT_JOINT_SETS},
         "visibility_codes": {name: code for code, name in enumerate(VISIBILITY_NAMES)},
         "coordinate_frames": {
