@@ -1,0 +1,118 @@
+"""Tracking for videos (jotr.inference.tracking) on synthetic clips with known identities
+(jotr.synth.walkers): people crossing, one walking out and another walking in at the same edge, one hidden
+behind a pillar for several frames; detections with noise, missed frames and hidden joints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jotr.errors import InputError
+from jotr.inference.tracking import PersonTracker, TrackerConfig, TrackInput, box_iou_xyxy, track_input
+from jotr.synth.walkers import Walker, crossing_scene, identity_errors, make_clip
+
+SIZE = (640, 360)
+
+
+def _track(frames, cfg=None):
+    tracker = PersonTracker(cfg)
+    ids = [
+        tracker.update(f.index, [TrackInput(b, k) for b, k in zip(f.boxes_xyxy, f.keypoints)], SIZE)
+        for f in frames
+    ]
+    return ids, tracker
+
+
+def _runs(mask: np.ndarray) -> int:
+    """Longest run of True."""
+    best = cur = 0
+    for m in mask:
+        cur = cur + 1 if m else 0
+        best = max(best, cur)
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_crossing_clip_keeps_every_identity(seed):
+    walkers, occluders, n = crossing_scene(SIZE)
+    frames = make_clip(walkers, n, SIZE, occluders=occluders, noise=0.01, miss_rate=0.05, seed=seed)
+    # The clip has the events it claims: A and B swap sides, C leaves before D enters at the same edge,
+    # E is hidden for several frames in a row, detections are missed at random.
+    ax = np.array([walkers[0].feet(t)[0] for t in range(n)])
+    bx = np.array([walkers[1].feet(t)[0] for t in range(n)])
+    assert ax[0] < bx[0] and ax[-1] > bx[-1]
+    seen = np.array([[p in f.person for p in range(len(walkers))] for f in frames])  # (T, N)
+    present = np.array([f.present for f in frames])
+    assert seen[:, 2].any() and seen[:, 3].any() and not (present[:, 2] & present[:, 3]).any()
+    assert _runs(present[:, 4] & ~seen[:, 4]) >= 5
+    assert (present & ~seen).sum() > 10
+
+    ids, tracker = _track(frames)
+    err = identity_errors(frames, ids)
+    assert err.people == len(walkers)
+    assert err.swaps == 0  # no id ever given to two people (C and D included)
+    assert err.switches == 0 and err.tracks == len(walkers)  # and no person changed id (E included)
+    assert tracker.next_id == len(walkers)
+
+
+def test_ids_are_never_reused_and_tracks_end():
+    w = Walker((500, 300), (760, 300), 0, 9, 150, depth=1.0)  # walks out of the right edge
+    frames = make_clip([w], 10, SIZE, noise=0.0)
+    assert len(frames[0].person) == 1 and len(frames[-1].person) == 0
+    ids, tracker = _track(frames)
+    assert {int(i) for f in ids for i in f} == {0}
+    assert tracker.tracks == {} and tracker.next_id == 1  # out of the image: ended at once
+    # Without the image size a lost track lives max_age frames; an ended id is never given again.
+    t2 = PersonTracker(TrackerConfig(max_age=2))
+    box = np.array([10.0, 10, 50, 100])
+    assert t2.update(0, [TrackInput(box)]).tolist() == [0]
+    assert t2.update(2, [TrackInput(box)]).tolist() == [0]  # a gap of 2 frames <= max_age
+    assert t2.update(6, [TrackInput(box)]).tolist() == [1] and t2.ended == [0]
+    assert t2.update(7, [TrackInput(box), TrackInput(box + 200)]).tolist() == [1, 2]
+
+
+def test_two_people_swapping_list_order_keep_ids():
+    rng = np.random.default_rng(0)
+    tracker = PersonTracker()
+    kps = rng.uniform(0, 80, (2, 17, 3))
+    kps[..., 2] = 0.9
+    kps[1, :, 0] += 300
+    for t in range(5):
+        order = [1, 0] if t % 2 else [0, 1]
+        people = [
+            TrackInput([k[:, 0].min(), k[:, 1].min(), k[:, 0].max(), k[:, 1].max()], k) for k in kps + t
+        ]
+        ids = tracker.update(t, [people[i] for i in order])
+        assert ids[order.index(0)] == 0 and ids[order.index(1)] == 1
+
+
+def test_tracker_input_errors_and_box_iou():
+    with pytest.raises(InputError, match="does not follow"):
+        t = PersonTracker()
+        t.update(3, [])
+        t.update(3, [])
+    with pytest.raises(InputError, match="max_age"):
+        TrackerConfig(max_age=-1)
+    with pytest.raises(InputError, match="box"):
+        TrackInput([0, 0, np.nan, 1])
+    with pytest.raises(InputError, match=r"\(K, 3\)"):
+        TrackInput([0, 0, 1, 1], np.zeros((17, 2)))
+    iou = box_iou_xyxy(np.array([[0, 0, 10, 10.0]]), np.array([[5, 0, 15, 10.0], [20, 20, 20, 20.0]]))
+    np.testing.assert_allclose(iou, [[1 / 3, 0.0]])
+
+
+def test_track_input_from_predictor_people():
+    coco = np.zeros((17, 3))
+    coco[:, 0] = np.linspace(10, 50, 17)
+    coco[:, 1] = np.linspace(20, 120, 17)
+    coco[:, 2] = 0.9
+    ti = track_input(coco, "coco17")
+    assert ti.keypoints.shape == (30, 3)  # jotr30, whatever the file's format
+    np.testing.assert_allclose(ti.box_xyxy, [10, 20, 50, 120])
+    box_only = track_input(None, None, np.array([5.0, 6, 10, 20]))
+    np.testing.assert_allclose(box_only.box_xyxy, [5, 6, 15, 26])
+    assert box_only.keypoints is None
+    assert track_input(None, None, None) is None
+    assert track_input(np.zeros((17, 3)), "coco17", None) is None  # no confident joint, no box
+    with pytest.raises(InputError, match="NaN"):
+        track_input(np.full((17, 3), np.nan), "coco17")
