@@ -34,14 +34,16 @@ their keypoints (pose, size), not by appearance."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from jotr.errors import InputError
 from jotr.geometry.boxes import box_from_keypoints, xywh_to_xyxy
-from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, to_jotr30
+from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, as_float_array, to_jotr30
 
 _FORBIDDEN = 1e6  # assignment cost of a gated (impossible) pair
 
@@ -280,18 +282,37 @@ def track_input(
     name: str = "person",
 ) -> TrackInput | None:
     """A person as the predictor receives it (keypoints in any format and/or an xywh box, image px) -> the
-    tracker's input: keypoints in jotr30 order and the box the predictor would crop from (the valid keypoints'
-    box, else the given box). None when the person has neither (the predictor cannot reconstruct it either);
-    bad keypoints raise :class:`InputError` as in the predictor."""
+    tracker's input: keypoints in jotr30 order and the box of the confident keypoints, else the given box.
+    None when the person has neither (the predictor rejects such a person too); keypoints or a box that are
+    not numbers raise :class:`InputError` as in the predictor."""
     kps30 = None
     box = None
     if keypoints is not None:
         kps30 = to_jotr30(keypoints, keypoint_format, name=f"{name} keypoints")
         box = box_from_keypoints(kps30[:, :2], kps30[:, 2], CONFIDENCE_THRESHOLD, extend=1.0)
     if box is None and box_xywh is not None:
-        given = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
+        given = as_float_array(box_xywh, name, "box").reshape(-1)
         if given.shape == (4,) and np.isfinite(given).all() and given[2] > 0 and given[3] > 0:
             box = given
     if box is None:
         return None
     return TrackInput(xywh_to_xyxy(box), kps30)
+
+
+def track_people(
+    tracker: PersonTracker, frame: int, people: Sequence[Any], image_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Track ids (P,) int64 of the ``people`` of one frame (:class:`~jotr.inference.predictor.PersonInput` s,
+    or anything with ``keypoints``, ``keypoint_format`` and ``box_xywh``): -1 for a person the tracker cannot
+    use (no confident keypoints and no valid box, or keypoints that are not numbers: the predictor rejects
+    such a person with the reason). Call it for every frame, also with no people, so that tracks end."""
+    inputs: list[TrackInput | None] = []
+    for i, p in enumerate(people):
+        try:
+            inputs.append(track_input(p.keypoints, p.keypoint_format, p.box_xywh, name=f"person {i}"))
+        except InputError:
+            inputs.append(None)
+    usable = [i for i, x in enumerate(inputs) if x is not None]
+    ids = np.full(len(inputs), -1, dtype=np.int64)
+    ids[usable] = tracker.update(frame, [inputs[i] for i in usable], image_size)
+    return ids
