@@ -214,3 +214,25 @@ def test_demo_video_tracks_people_with_or_without_smoothing(tiny_checkpoint, tmp
             last = raw["frame"][r]
     np.testing.assert_allclose(smoothed["translation"], expected, atol=1e-4)
     assert np.abs(smoothed["translation"] - raw["translation"]).max() > 1e-3  # it did smooth
+
+
+def test_tracking_benchmark_quick(capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:  # ``benchmarks`` is a folder of the repository, not an installed package
+        sys.path.insert(0, root)
+    from benchmarks import bench_tracking
+
+    bench_tracking.main(["--quick"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = {(r["scene"], r["tracker"]): r for r in result["rows"]}
+    assert set(rows) == {(s, t) for s in ("crowd", "crossing") for t in ("PersonTracker", "greedy IoU")}
+    assert (
+        rows["crowd", "PersonTracker"]["frames"] == 40 and rows["crossing", "PersonTracker"]["frames"] == 60
+    )
+    assert rows["crossing", "PersonTracker"]["swaps"] == 0
+    for scene in ("crowd", "crossing"):  # both trackers scored on the same detections
+        assert rows[scene, "PersonTracker"]["detections"] == rows[scene, "greedy IoU"]["detections"] > 0

@@ -45,8 +45,6 @@ from jotr.errors import InputError
 from jotr.geometry.boxes import box_from_keypoints, xywh_to_xyxy
 from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, as_float_array, to_jotr30
 
-_FORBIDDEN = 1e6  # assignment cost of a gated (impossible) pair
-
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -215,10 +213,13 @@ class PersonTracker:
         keys = list(self.tracks)
         if keys and people:
             sim = np.array([[self.similarity(self.tracks[k], p, frame) for p in people] for k in keys])
-            cost = np.where(sim >= cfg.min_similarity, 1.0 - sim, _FORBIDDEN)
-            rows, cols = linear_sum_assignment(cost)
+            allowed = sim >= cfg.min_similarity
+            # Each match scores log(S / min_similarity): how much better than no match (0) it is. The
+            # log keeps one good match from being given up for two mediocre ones.
+            gain = np.log(np.maximum(sim, 1e-12) / cfg.min_similarity)
+            rows, cols = linear_sum_assignment(np.where(allowed, gain, 0.0), maximize=True)
             for r, c in zip(rows, cols):
-                if cost[r, c] < _FORBIDDEN:
+                if allowed[r, c]:
                     ids[c] = keys[r]
                     self._observe(self.tracks[keys[r]], people[c], frame)
         for c in np.flatnonzero(ids < 0):
