@@ -9,7 +9,14 @@ import pytest
 
 from jotr.errors import InputError
 from jotr.inference.smoothing import OneEuroFilter
-from jotr.inference.tracking import PersonTracker, TrackerConfig, TrackInput, box_iou_xyxy, track_input
+from jotr.inference.tracking import (
+    PersonTracker,
+    TrackerConfig,
+    TrackInput,
+    box_iou_xyxy,
+    track_input,
+    track_people,
+)
 from jotr.synth.walkers import Walker, crossing_scene, identity_errors, make_clip
 
 SIZE = (640, 360)
@@ -236,3 +243,61 @@ def test_tracking_benchmark_quick(capsys):
     assert rows["crossing", "PersonTracker"]["swaps"] == 0
     for scene in ("crowd", "crossing"):  # both trackers scored on the same detections
         assert rows[scene, "PersonTracker"]["detections"] == rows[scene, "greedy IoU"]["detections"] > 0
+
+
+def test_track_people_marks_unusable_people():
+    from jotr.inference.predictor import PersonInput
+
+    good = np.zeros((17, 3))
+    good[:, 0], good[:, 1], good[:, 2] = np.linspace(10, 50, 17), np.linspace(20, 120, 17), 0.9
+    people = [
+        PersonInput(keypoints=good),
+        PersonInput(keypoints=np.zeros((17, 3))),  # no confident joint and no box
+        PersonInput(keypoints=np.full((17, 3), np.nan)),  # the predictor rejects it with the reason
+        PersonInput(box_xywh=np.array([200.0, 20, 40, 100])),
+    ]
+    tracker = PersonTracker()
+    assert track_people(tracker, 0, people).tolist() == [0, -1, -1, 1]
+    assert track_people(tracker, 1, people[::-1]).tolist() == [1, -1, -1, 0]
+    assert track_people(tracker, 2, []).tolist() == []
+
+
+def test_demo_video_reports_skipped_people_and_empty_frames(tiny_checkpoint, tmp_path, capsys):
+    import json
+
+    import cv2
+
+    from jotr.cli import main
+
+    W, H = 160, 120
+    video = tmp_path / "few.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for _ in range(3):
+        writer.write(np.full((H, W, 3), 200, np.uint8))
+    writer.release()
+    person = np.zeros((17, 3))
+    person[:, 0], person[:, 1], person[:, 2] = np.linspace(20, 60, 17), np.linspace(10, 110, 17), 0.9
+    entries = [  # frame 1: a second person without any confident joint; frame 2: no entry at all
+        {
+            "image_id": t,
+            "category_id": 1,
+            "score": 0.9,
+            "keypoints": (person + [2 * t, 0, 0]).reshape(-1).tolist(),
+        }
+        for t in range(2)
+    ] + [{"image_id": 1, "category_id": 1, "score": 0.9, "keypoints": np.zeros(51).tolist()}]
+    kp_file = tmp_path / "kp.json"
+    kp_file.write_text(json.dumps(entries))
+    out = tmp_path / "out"
+    args = ["demo", str(video), "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--keypoints"]
+    assert main([*args, str(kp_file), "--smooth", "none", "--no-render", "--no-meshes"]) == 1
+    meta = json.loads((out / "few" / "params.json").read_text())
+    f0, f1, f2 = meta["frames"]
+    assert (f0["detected"], f0["tracked"], f0["reconstructed"], f0["track_ids"]) == (1, 1, 1, [0])
+    assert (f1["detected"], f1["tracked"], f1["reconstructed"], f1["track_ids"]) == (2, 1, 1, [0])
+    assert [(s["person_index"], s["track_id"]) for s in f1["skipped"]] == [(1, -1)]
+    assert "box" in f1["skipped"][0]["error"]
+    assert (f2["detected"], f2["reconstructed"]) == (0, 0) and "no keypoints" in f2["error"]
+    assert meta["summary"] == {"frames": 3, "detected": 3, "tracked": 2, "reconstructed": 2, "track_ids": 1}
+    captured = capsys.readouterr()
+    assert "people detected 3, tracked 2 (1 track ids), reconstructed 2" in captured.out
