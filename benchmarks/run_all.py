@@ -60,6 +60,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--images", "32", "--persons", "3", "--batch", "16", "--workers", "0", "2", "--epochs", "2"],
         ["--images", "4", "--persons", "1", "--batch", "2", "--workers", "0", "--epochs", "2"],
     ),
+    "tracking": ([], ["--quick"]),
 }
 # benchmarks that take --threads (the others run single-threaded torch or pick their own workers)
 TAKES_THREADS = {"body", "contrastive", "inference", "onnx", "train_step", "scaling", "train_loop"}

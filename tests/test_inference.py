@@ -16,7 +16,7 @@ from jotr.geometry.rotations import aa_to_rotmat
 from jotr.inference import keypoints as kp
 from jotr.inference.detector import MEDIAPIPE_NAMES, MEDIAPIPE_TO_JOTR30, mediapipe_to_jotr30
 from jotr.inference.export import staged_dir, write_mesh
-from jotr.inference.smoothing import EMAFilter, OneEuroFilter, ParameterSmoother, box_iou
+from jotr.inference.smoothing import EMAFilter, OneEuroFilter, ParameterSmoother
 
 J = JOTR30.index
 
@@ -217,28 +217,30 @@ def test_filters():
         OneEuroFilter(min_cutoff=0)
 
 
-def test_parameter_smoother_tracks_and_keeps_rotations_valid():
+def test_parameter_smoother_filters_per_track_id_and_keeps_rotations_valid():
     rng = np.random.default_rng(0)
     sm = ParameterSmoother("one-euro", fps=30)
     base = rng.normal(0, 0.5, (2, 5, 3))
-    boxes = np.array([[0, 0, 50, 100], [200, 0, 50, 100]], float)
-    ids_seen = []
+    where = np.array([[-1.0, 0.0, 4.0], [1.0, 0.0, 4.0]])  # person 7 on the left, person 3 on the right
+    ids = np.array([7, 3])
     for t in range(6):
         aa = torch.from_numpy(base + rng.normal(0, 0.05, base.shape))
         R = aa_to_rotmat(aa).numpy()
         order = [1, 0] if t % 2 else [0, 1]  # people listed in a different order each frame
-        pose, shape, trans, ids = sm.update(
-            t, boxes[order] + t, R[order], rng.random((2, 6))[order], rng.random((2, 3))[order]
-        )
-        ids_seen.append(ids)
+        trans_in = where + rng.normal(0, 0.01, (2, 3))
+        pose, shape, trans = sm.update(t, ids[order], R[order], rng.random((2, 6))[order], trans_in[order])
         RtR = np.einsum("pjki,pjkl->pjil", pose, pose)
         np.testing.assert_allclose(RtR, np.broadcast_to(np.eye(3), RtR.shape), atol=1e-5)
         np.testing.assert_allclose(np.linalg.det(pose), 1.0, atol=1e-5)
-    # The person in box 0 keeps its track id whatever its position in the list.
-    for t, ids in enumerate(ids_seen):
-        first = ids[0] if t % 2 == 0 else ids[1]
-        assert first == ids_seen[0][0]
-    assert box_iou(np.array([0, 0, 10, 10.0]), np.array([5, 0, 10, 10.0])) == pytest.approx(1 / 3)
+        # Each track's filter sees only its own person: no blending of the two.
+        np.testing.assert_allclose(trans, where[order], atol=0.05)
+    # A new id starts a fresh filter (no lag on its first frame), even where another person was.
+    pose, shape, trans = sm.update(6, np.array([9]), R[:1], np.zeros((1, 6)), where[1:] + 0.5)
+    np.testing.assert_allclose(trans, where[1:] + 0.5, atol=1e-6)
+    sm.forget([7, 3])
+    assert set(sm.tracks) == {9}
+    with pytest.raises(InputError, match="twice"):
+        sm.update(7, np.array([9, 9]), R, np.zeros((2, 6)), where)
 
 
 # ------------------------------------------------------------------------------------------- writers

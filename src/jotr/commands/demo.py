@@ -4,12 +4,12 @@ Without ``--checkpoint`` the model shipped with jotr is used (``JOTRPredictor.fr
 
 Per image ``<out>/<image stem>/``: overlay.png, side.png, person_XX.obj/.ply, scene.glb, rigged.glb (Anny),
 params.json, params.npz (written atomically per image). Per video ``<out>/<video stem>/``: overlay.mp4,
-side.mp4, params.json, params.npz (per-frame rows), rigged.glb (the tracks as one animation) and track_XX.bvh
-(Anny), with optional temporal smoothing (``--smooth``). Mesh files use ``--frame`` (world: Y up, metres, feet
-on y = 0; camera: OpenCV), one transform per result (docs/results_format.md). Keypoints come from
-``--keypoints`` (COCO results JSON, COCO annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or
-from the built-in MediaPipe detector. The exit status is non-zero when any image (or person) failed; the
-others are still processed."""
+side.mp4, params.json, params.npz (per-frame rows; people tracked across frames, ``jotr.inference.tracking``),
+rigged.glb (the tracks as one animation) and track_XX.bvh (Anny), with optional temporal smoothing per track
+(``--smooth``). Mesh files use ``--frame`` (world: Y up, metres, feet on y = 0; camera: OpenCV), one transform
+per result (docs/results_format.md). Keypoints come from ``--keypoints`` (COCO results JSON, COCO
+annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or from the built-in detector. The exit
+status is non-zero when any image (or person) failed; the others are still processed."""
 
 from __future__ import annotations
 
@@ -261,7 +261,8 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
 
 
 def process_video(path: Path, predictor, source: PeopleSource, out: Path, visualizer, args) -> list[str]:
-    """Frame by frame; people tracked, parameters smoothed (``--smooth``); outputs staged, then renamed."""
+    """Frame by frame; people tracked (:mod:`jotr.inference.tracking`, whatever ``--smooth`` says), parameters
+    smoothed per track (``--smooth``); outputs staged, then renamed."""
     import cv2
     import torch
     from tqdm import tqdm
@@ -278,6 +279,7 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     )
     from jotr.inference.result_format import meta_to_npz, result_metadata
     from jotr.inference.smoothing import ParameterSmoother
+    from jotr.inference.tracking import PersonTracker, track_people
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -286,7 +288,9 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
     total = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0) or None  # unknown: until the end
     if args.max_frames is not None:
         total = min(total or args.max_frames, args.max_frames)
+    tracker = PersonTracker()
     smoother = ParameterSmoother(args.smooth, fps=fps) if args.smooth != "none" else None
+    counts = {"detected": 0, "tracked": 0, "reconstructed": 0}
     failures: list[str] = []
     rows: dict[str, list[np.ndarray]] = {}
     intrinsics, video_size = (None, None), (0, 0)
@@ -298,25 +302,36 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
         with staged_dir(out) as tmp:
             writers: dict[str, cv2.VideoWriter] = {}
             frames = range(total) if total is not None else itertools.count()
-            for idx in tqdm(frames, desc=path.name, unit="frame"):
+            bar = tqdm(frames, desc=path.name, unit="frame")
+            for idx in bar:
                 ok, frame = cap.read()
                 if not ok:
                     break
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 name = f"{path}:frame {idx}"
+                people, results, frame_error = [], [], None
                 try:
                     people = source.people(rgb, Path(f"{path.stem}_{idx:012d}.png"), name)
-                    results = predictor.predict(rgb, people, focal=args.focal, name=name)
                 except InputError as exc:
-                    failures.append(f"{path}: frame {idx}: {exc}")
-                    results = []
+                    frame_error = str(exc)
+                # Tracking is its own step: ids do not depend on smoothing nor on reconstruction.
+                person_ids = track_people(tracker, idx, people, (rgb.shape[1], rgb.shape[0]))
+                try:
+                    if people:
+                        results = predictor.predict(rgb, people, focal=args.focal, name=name)
+                except InputError as exc:
+                    frame_error = str(exc)
+                if frame_error is not None:
+                    failures.append(f"{path}: frame {idx}: {frame_error}")
                 failures += [f"{path}: frame {idx}: {r.error}" for r in results if not r.ok]
                 good = [r for r in results if r.ok]
-                track_ids = np.arange(len(good))
+                track_ids = np.array([person_ids[r.index] for r in good], np.int64)
+                if smoother is not None:
+                    smoother.forget(tracker.ended)
                 if smoother is not None and good:
-                    pose, shape, trans, track_ids = smoother.update(
+                    pose, shape, trans = smoother.update(
                         idx,
-                        np.stack([r.box_xywh for r in good]),
+                        track_ids,
                         np.stack([r.pose_rotmat for r in good]),
                         np.stack([r.shape for r in good]),
                         np.stack([r.translation for r in good]),
@@ -346,8 +361,26 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                 for key, value in arrays.items():
                     if len(good):
                         rows.setdefault(key, []).append(value)
+                frame_counts = {
+                    "detected": len(people),
+                    "tracked": int((person_ids >= 0).sum()),
+                    "reconstructed": len(good),
+                }
+                for key, value in frame_counts.items():
+                    counts[key] += value
+                bar.set_postfix(frame_counts, refresh=False)
                 frames_json.append(
-                    {"frame": idx, "people": len(good), "track_ids": np.asarray(track_ids).tolist()}
+                    {
+                        "frame": idx,
+                        **frame_counts,
+                        "track_ids": track_ids.tolist(),  # of the reconstructed people, in row order
+                        "skipped": [
+                            {"person_index": r.index, "track_id": int(person_ids[r.index]), "error": r.error}
+                            for r in results
+                            if not r.ok
+                        ],
+                        **({"error": frame_error} if frame_error is not None else {}),
+                    }
                 )
                 if visualizer is not None:
                     from jotr.viz.overlay import person_color
@@ -401,7 +434,12 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
                 export_from_camera=export,
                 body_model=predictor.cfg.body.kind,
             )
-            meta.update(fps=float(fps), smoothing=args.smooth, num_frames=len(frames_json))
+            meta.update(
+                fps=float(fps),
+                smoothing=args.smooth,
+                num_frames=len(frames_json),
+                summary={"frames": len(frames_json), **counts, "track_ids": tracker.next_id},
+            )
             write_npz(
                 tmp / "params.npz", {**meta_to_npz(meta), **stacked, "faces": np.asarray(faces, np.int64)}
             )
@@ -419,6 +457,10 @@ def process_video(path: Path, predictor, source: PeopleSource, out: Path, visual
         return failures + [f"{path}: {type(exc).__name__}: {exc}"]
     finally:
         cap.release()
+    print(
+        f"{path}: {len(frames_json)} frames; people detected {counts['detected']}, "
+        f"tracked {counts['tracked']} ({tracker.next_id} track ids), reconstructed {counts['reconstructed']}"
+    )
     return failures
 
 

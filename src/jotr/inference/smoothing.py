@@ -13,8 +13,10 @@ Filters:
               d_cutoff 1 Hz.
 ``ema``       Exponential moving average ``y_t = a * x_t + (1 - a) * y_{t-1}`` with ``a = 0.5``.
 
-People are tracked across frames by greedy matching of their crop boxes (IoU >= 0.3); an unmatched person
-starts a new track (its filter starts from its first observation, no smoothing lag on appearance)."""
+Filtering is per track id, as given by the tracker (:mod:`jotr.inference.tracking`): each id has filters of
+its own, so two people are never blended, and a new id (a new person, or one the tracker could not follow)
+starts fresh filters from its first observation (no smoothing lag on appearance). A track seen again after a
+gap continues its filters with the time elapsed since its last frame."""
 
 from __future__ import annotations
 
@@ -84,73 +86,40 @@ def make_filter(kind: str, **kwargs) -> EMAFilter | OneEuroFilter:
 
 @dataclass
 class _Track:
-    box: np.ndarray
     filters: dict[str, EMAFilter | OneEuroFilter] = field(default_factory=dict)
     last_frame: int = 0
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two xywh boxes."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 class ParameterSmoother:
-    """Tracks people over frames and smooths their parameters (see module doc).
+    """Smooths the parameters of each track id over frames (see module doc).
 
-    ``update(frame, boxes, pose_rotmat, shape, translation)`` with P people in the frame returns the smoothed
-    ``(pose_rotmat (P, J, 3, 3), shape (P, S), translation (P, 3), track_ids (P,))``."""
+    ``update(frame, track_ids, pose_rotmat, shape, translation)`` with P people in the frame (P distinct
+    track ids) returns the smoothed ``(pose_rotmat (P, J, 3, 3), shape (P, S), translation (P, 3))``;
+    ``forget(ids)`` drops the filters of tracks that ended."""
 
-    def __init__(
-        self,
-        kind: str = "one-euro",
-        fps: float = 30.0,
-        iou_threshold: float = 0.3,
-        max_gap: int = 5,
-        **filter_kwargs,
-    ) -> None:
+    def __init__(self, kind: str = "one-euro", fps: float = 30.0, **filter_kwargs) -> None:
         make_filter(kind, **filter_kwargs)  # validate early
         if fps <= 0 or not math.isfinite(fps):
             fps = 30.0
-        self.kind, self.fps, self.iou_threshold, self.max_gap = kind, fps, iou_threshold, max_gap
+        self.kind, self.fps = kind, fps
         self.filter_kwargs = filter_kwargs
         self.tracks: dict[int, _Track] = {}
-        self._next_id = 0
 
-    def _match(self, frame: int, boxes: np.ndarray) -> list[int]:
-        alive = {k: t for k, t in self.tracks.items() if frame - t.last_frame <= self.max_gap}
-        pairs = sorted(
-            ((box_iou(b, t.box), i, k) for i, b in enumerate(boxes) for k, t in alive.items()), reverse=True
-        )
-        ids = [-1] * len(boxes)
-        used: set[int] = set()
-        for iou, i, k in pairs:
-            if iou < self.iou_threshold:
-                break
-            if ids[i] == -1 and k not in used:
-                ids[i] = k
-                used.add(k)
-        for i in range(len(boxes)):
-            if ids[i] == -1:
-                ids[i] = self._next_id
-                self.tracks[self._next_id] = _Track(box=boxes[i])
-                self._next_id += 1
-        return ids
+    def forget(self, track_ids) -> None:
+        for k in track_ids:
+            self.tracks.pop(int(k), None)
 
     def update(
         self,
         frame: int,
-        boxes: np.ndarray,
+        track_ids: np.ndarray,
         pose_rotmat: np.ndarray,
         shape: np.ndarray,
         translation: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        ids = self._match(frame, boxes)
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids = [int(k) for k in np.asarray(track_ids).reshape(-1)]
+        if len(set(ids)) != len(ids):
+            raise InputError(f"smoothing: frame {frame} lists a track id twice: {ids}")
         rot6d = rotmat_to_rot6d(torch.as_tensor(np.asarray(pose_rotmat), dtype=torch.float64)).numpy()
         out6d, out_shape, out_t = (
             np.empty_like(rot6d),
@@ -158,8 +127,8 @@ class ParameterSmoother:
             np.empty((len(ids), 3)),
         )
         for i, k in enumerate(ids):
-            track = self.tracks[k]
-            dt = max(frame - track.last_frame, 1) / self.fps if track.filters else 1.0 / self.fps
+            track = self.tracks.setdefault(k, _Track(last_frame=frame))
+            dt = max(frame - track.last_frame, 1) / self.fps
             for key, value, dst in (
                 ("pose", rot6d, out6d),
                 ("shape", shape, out_shape),
@@ -167,6 +136,6 @@ class ParameterSmoother:
             ):
                 filt = track.filters.setdefault(key, make_filter(self.kind, **self.filter_kwargs))
                 dst[i] = filt(np.asarray(value[i], dtype=np.float64), dt)
-            track.box, track.last_frame = boxes[i], frame
+            track.last_frame = frame
         rotmat = rot6d_to_rotmat(torch.from_numpy(out6d)).numpy().astype(np.float32)
-        return rotmat, out_shape.astype(np.float32), out_t.astype(np.float32), np.asarray(ids, dtype=np.int64)
+        return rotmat, out_shape.astype(np.float32), out_t.astype(np.float32)
