@@ -268,31 +268,34 @@ def test_time_limit(predictor, tmp_path):
 
 
 def test_detector_path(predictor, tmp_path):
-    from jotr.inference.detector import Detection
+    from jotr.inference.detector import Detection, DetectionReport
 
     kps = np.asarray(json.loads((EXAMPLE / "two_people.json").read_text())[0]["keypoints"]).reshape(30, 3)
+    coco = kps[[24, 25, 26, 27, 28, 16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8]]  # jotr30 -> COCO-17
 
     class Fake:
         def __init__(self, found):
             self.found = found
 
         def detect(self, image, name):
-            return [Detection(kps)] if self.found else []
+            people = [Detection(coco, np.array([0.0, 0.0, 10.0, 10.0]), 0.9)] if self.found else []
+            return DetectionReport(people, skipped=["score 0.15 < 0.2"] if self.found else [])
 
     image = EXAMPLE / "two_people.jpg"
     with WebDemo(predictor, tmp_path / "a", render=False, detector_factory=lambda: Fake(True)) as d:
         res = d.reconstruct(image)
         assert res.ok and "1 of 1" in res.message and "built-in detector" in res.message
+        assert "1 person found; 1 candidate dropped (score 0.15 < 0.2)" in res.message
     with WebDemo(predictor, tmp_path / "b", render=False, detector_factory=lambda: Fake(False)) as d:
         res = d.reconstruct(image)
         assert not res.ok and "found nobody" in res.message
 
     def missing():
-        raise InputError("the built-in detector needs mediapipe")
+        raise InputError("detector weights not found")
 
     with WebDemo(predictor, tmp_path / "c", render=False, detector_factory=missing) as d:
         res = d.reconstruct(image)
-        assert not res.ok and "needs mediapipe" in res.message and "Upload a keypoint JSON" in res.message
+        assert not res.ok and "weights not found" in res.message and "Upload a keypoint JSON" in res.message
 
 
 def test_internal_errors_do_not_escape(predictor, tmp_path):

@@ -219,6 +219,7 @@ class JOTRPredictor:
 
     >>> predictor = JOTRPredictor.from_pretrained()  # the shipped model; or .from_checkpoint("run/best.pt")
     >>> results = predictor.predict(image_rgb, [PersonInput(keypoints=coco17_kps)])
+    >>> results = predictor.predict(image_rgb)  # people found by the built-in detector
     """
 
     def __init__(
@@ -243,6 +244,7 @@ class JOTRPredictor:
         self.full_mesh = full_mesh
         self._mesh_body: torch.nn.Module | None = None
         self._body: torch.nn.Module | None = None
+        self._detector: Any = None  # the built-in PersonDetector, made on first use
 
     # ------------------------------------------------------------------------------------------ construction
 
@@ -380,11 +382,23 @@ class JOTRPredictor:
             crop.astype(np.float32), kps_hm.astype(np.float32), valid.astype(np.float32), sq, M, kps30
         )
 
+    def detect(self, image: np.ndarray | str | Path, name: str | None = None) -> Any:
+        """The built-in multi-person detector (:class:`jotr.inference.detector.PersonDetector`) on one image
+        -> its :class:`~jotr.inference.detector.DetectionReport` (people with COCO-17 keypoints)."""
+        from jotr.inference.detector import PersonDetector
+
+        if isinstance(image, (str, Path)):
+            name = name or str(image)
+            image = load_image(image)
+        if self._detector is None:
+            self._detector = PersonDetector()
+        return self._detector.detect(image, name or "image")
+
     @torch.inference_mode()
     def predict(
         self,
         image: np.ndarray | str | Path,
-        people: Sequence[PersonInput | Mapping | np.ndarray],
+        people: Sequence[PersonInput | Mapping | np.ndarray] | None = None,
         *,
         focal: float | tuple[float, float] | None = None,
         princpt: tuple[float, float] | None = None,
@@ -393,13 +407,18 @@ class JOTRPredictor:
         """Reconstruct every person of one image in one batch.
 
         ``image``: path, or (H, W, 3) RGB uint8 / float [0, 1]. ``people``: :class:`PersonInput`, dicts with
-        the same keys, or bare (K, 3) keypoint arrays. Per-person input problems give a result with ``error``
-        set; the others are still reconstructed. A bad image raises :class:`InputError`."""
+        the same keys, or bare (K, 3) keypoint arrays; None = the people the built-in detector finds
+        (:meth:`detect`; nobody found -> an empty list). Per-person input problems give a result with
+        ``error`` set; the others are still reconstructed. A bad image raises :class:`InputError`."""
         if isinstance(image, (str, Path)):
             name = name or str(image)
             image = load_image(image)
         name = name or "image"
         img = as_rgb_float(image, name)
+        if people is None:
+            from jotr.inference.detector import people_from_report
+
+            people = people_from_report(self.detect(image, name))
         H, W = img.shape[:2]
         (fx, fy), (cx, cy) = _intrinsics(focal, princpt, *default_intrinsics(W, H), name)
         if isinstance(people, (str, bytes, Mapping, PersonInput)) or not hasattr(people, "__iter__"):

@@ -4,8 +4,9 @@ One request: an uploaded image, and optionally a keypoint JSON (COCO results / C
 :class:`~jotr.inference.predictor.JOTRPredictor` (the only inference path) -> a :class:`PageResult`: the
 overlay and the side view (:class:`~jotr.viz.overlay.MeshVisualizer`), a ``scene.glb`` of all meshes for the
 3D viewer, per-person ``.obj`` / ``.ply`` and ``params.json`` to download, and a Markdown message with what
-was done and every per-person error. Without keypoints the built-in MediaPipe detector is used
-(``jotr[detect]``).
+was done and every per-person error. Without keypoints the built-in multi-person detector finds the people
+(:mod:`jotr.inference.detector`); the message says how many it found, how many were reconstructed, and why any
+were dropped.
 
 :meth:`WebDemo.reconstruct` never raises: a bad upload (not an image, too many pixels, corrupt JSON, keypoints
 for another image...) is answered by a message. Its limits (:class:`Limits`): the upload size (also enforced
@@ -36,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from jotr.errors import InputError
+from jotr.errors import CheckpointError, InputError
 from jotr.inference.predictor import PersonInput, PersonResult
 
 logger = logging.getLogger(__name__)
@@ -323,7 +324,8 @@ class WebDemo:
     """The web demo's back end: one :class:`JOTRPredictor`, one worker thread, files under ``workdir``.
 
     ``detector_factory``: builds the keypoint detector used when no keypoint file is given (default: the
-    MediaPipe detector of ``jotr[detect]``); it must have ``detect(image_rgb, name) -> [Detection]``."""
+    built-in :class:`~jotr.inference.detector.PersonDetector`); it must have ``detect(image_rgb, name) ->
+    DetectionReport``."""
 
     def __init__(
         self,
@@ -447,8 +449,8 @@ class WebDemo:
             )
             source = f"the keypoint file {keypoints_path.name}"
         else:
-            people = self._detect(image, image_name)
-            source = "the built-in detector"
+            people, report = self._detect(image, image_name)
+            source = f"the built-in detector: {report.summary()}"
         if len(people) > limits.max_people:
             notes.append(f"{len(people)} people given; only the first {limits.max_people} were reconstructed")
             people = people[: limits.max_people]
@@ -482,27 +484,30 @@ class WebDemo:
 
     # -------------------------------------------------------------------------------------------- stages
 
-    def _detect(self, image: np.ndarray, name: str) -> list[PersonInput]:
+    def _detect(self, image: np.ndarray, name: str) -> tuple[list[PersonInput], Any]:
+        """People from the built-in detector (or ``detector_factory``'s) -> (people, DetectionReport)."""
+        from jotr.inference.detector import people_from_report
+
         if self._detector is None:
             try:
                 if self._detector_factory is not None:
                     self._detector = self._detector_factory()
                 else:
-                    from jotr.inference.detector import MediaPipeDetector
+                    from jotr.inference.detector import PersonDetector
 
-                    self._detector = MediaPipeDetector()
-            except InputError as exc:
+                    self._detector = PersonDetector()
+            except (InputError, CheckpointError) as exc:
                 raise InputError(
                     "no keypoint file was uploaded and the built-in detector is not available: "
                     f"{exc}. Upload a keypoint JSON (COCO results or OpenPose) with the image."
                 ) from None
-        dets = self._detector.detect(image, name)
-        if not dets:
+        report = self._detector.detect(image, name)
+        if not report.people:
             raise InputError(
-                "the built-in detector found nobody in the image; upload a keypoint JSON "
-                "(COCO results or OpenPose) with the image"
+                f"the built-in detector found nobody in the image ({report.summary()}); upload a keypoint "
+                "JSON (COCO results or OpenPose) with the image"
             )
-        return [PersonInput(keypoints=d.keypoints, keypoint_format="jotr30") for d in dets]
+        return people_from_report(report), report
 
     def _render(
         self, image: np.ndarray, ok: list[PersonResult], faces: np.ndarray, notes: list[str]
