@@ -9,10 +9,13 @@ runs it in two passes:
 1. **Whole image** at each of :attr:`DetectorConfig.input_sizes` (longest side, px; padded to a multiple of
    32): up to six people per pass, each with a score (centre score x mean keypoint score). MoveNet scores
    people that fill the frame best at 256 px and small people best at 512 px, so both passes run and their
-   candidates are merged (the same person found twice keeps its better score).
+   candidates are merged (the same person found twice keeps its better score). When a pass returns six people
+   (MoveNet's limit), two overlapping halves of the image run as well, so that crowds are not cut at six.
 2. **Per person** (``refine``): a square crop around each person found (its keypoints and box, enlarged
-   :attr:`DetectorConfig.crop_scale`) runs at :attr:`DetectorConfig.crop_size`; the crop's person nearest the
-   crop centre replaces the first-pass keypoints. Small people get keypoints at a useful resolution this way.
+   :attr:`DetectorConfig.crop_scale`) runs at :attr:`DetectorConfig.crop_size`; the crop's person that agrees
+   best with the first pass replaces the first-pass keypoints. Small people get keypoints at a useful
+   resolution this way. People overlapping another one keep their first-pass keypoints (their crop shows
+   both, and the refinement could jump to the other).
 
 People scoring below :attr:`DetectorConfig.min_person_score` are dropped, and so is a person whose keypoints
 mostly coincide with a higher-scoring one's (duplicates from the two passes). Keypoints scoring below
@@ -45,12 +48,17 @@ class DetectorConfig:
     refine: bool = True  # second pass on a crop around each person
     crop_size: int = 256  # second pass: crop side, px (multiple of 32)
     crop_scale: float = 1.25  # crop side = this x the larger side of the person's box
-    min_person_score: float = 0.2  # people scoring below are dropped
+    min_person_score: float = 0.15  # people scoring below are dropped (benchmarks/bench_detector.py --sweep)
     min_keypoint_score: float = 0.2  # keypoints scoring below get confidence 0
-    duplicate_distance: float = 0.15  # same person when the median keypoint distance < this x person size
-    duplicate_iou: float = 0.7  # ... and the two boxes overlap at least this much (IoU)
+    # Two candidates are the same person when their boxes overlap by IoU >= duplicate_iou, or by IoU >=
+    # duplicate_iou_keypoints and the median distance of their keypoints is < duplicate_distance x its size.
+    duplicate_iou: float = 0.8
+    duplicate_iou_keypoints: float = 0.3
+    duplicate_distance: float = 0.12
     refine_max_shift: float = 0.25  # the crop's person must lie within this x person size of the first pass
+    refine_max_overlap: float = 0.3  # people whose box overlaps another's by a larger IoU are not refined
     max_people: int = 6  # MoveNet MultiPose returns at most six people per pass
+    half_fraction: float = 0.6  # a pass with six people adds passes on two halves this long (overlapping)
     threads: int | None = None  # torch intra-op threads while detecting (None: leave torch's setting)
 
 
@@ -169,6 +177,22 @@ class PersonDetector:
             p.box_xyxy /= scale
         return people
 
+    def _halves(self, image: np.ndarray, size: int) -> list:
+        """Passes on two overlapping halves of the image (split across its longer side, each
+        :attr:`DetectorConfig.half_fraction` of it) -> RawPersons in image px."""
+        H, W = image.shape[:2]
+        long_side = max(H, W)
+        n = int(round(long_side * self.config.half_fraction))
+        people = []
+        for start in (0, long_side - n):
+            part = image[:, start : start + n] if W >= H else image[start : start + n]
+            for p in self._run(np.ascontiguousarray(part), size):
+                axis = 0 if W >= H else 1
+                p.keypoints[:, axis] += start
+                p.box_xyxy[[axis, axis + 2]] += start
+                people.append(p)
+        return people
+
     def _refine(self, image: np.ndarray, kps: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """Second pass on a square crop around one person -> (17, 3) keypoints in image px, or None when the
         crop shows nobody near its centre."""
@@ -235,8 +259,13 @@ class PersonDetector:
         cfg = self.config
         H, W = img.shape[:2]
         candidates = []
+        saturated = False
         for size in cfg.input_sizes:
-            candidates += self._run(img, size)
+            found = self._run(img, size)
+            candidates += found
+            saturated |= sum(p.score >= cfg.min_person_score for p in found) >= cfg.max_people
+        if saturated:  # six people in one pass: there may be more; look at two overlapping halves too
+            candidates += self._halves(img, max(cfg.input_sizes))
         candidates.sort(key=lambda p: -p.score)
         skipped: list[str] = []
         unique: list = []  # candidates, the same person found in two passes once (the best-scoring)
@@ -251,7 +280,11 @@ class PersonDetector:
         kept: list[tuple[np.ndarray, np.ndarray, float]] = []
         for p in unique:
             kps = p.keypoints
-            if cfg.refine:
+            # A crop around one of two overlapping people shows both; keep the first pass for them.
+            overlapped = any(
+                q is not p and box_iou(p.box_xyxy, q.box_xyxy) > cfg.refine_max_overlap for q in unique
+            )
+            if cfg.refine and not overlapped:
                 refined = self._refine(img, kps, p.box_xyxy)
                 if refined is not None:
                     kps = refined
@@ -290,15 +323,18 @@ class PersonDetector:
     def _same_person(
         self, a: np.ndarray, box_a: np.ndarray, b: np.ndarray, box_b: np.ndarray, min_score: float
     ) -> bool:
-        """Same person: the boxes overlap (IoU >= ``duplicate_iou``) and the median distance of the keypoints
-        both scored (>= ``min_score``, at least 3) is below ``duplicate_distance`` x the first's size. Two
-        overlapping people have different boxes even where MoveNet snaps their keypoints to the same peaks."""
+        """Same person (see :class:`DetectorConfig`): nearly the same box, or overlapping boxes and nearly the
+        same keypoints (both scored >= ``min_score``, at least 3). Two people one behind the other have boxes
+        that overlap, but keypoints apart even where MoveNet snaps some of them to the same peaks."""
         cfg = self.config
-        if box_iou(box_a, box_b) < cfg.duplicate_iou:
+        iou = box_iou(box_a, box_b)
+        if iou >= cfg.duplicate_iou:
+            return True
+        if iou < cfg.duplicate_iou_keypoints:
             return False
         both = (a[:, 2] >= min_score) & (b[:, 2] >= min_score)
         if both.sum() < 3:
-            return True  # the same box and nothing to tell them apart
+            return False
         d = np.median(np.linalg.norm(a[both, :2] - b[both, :2], axis=1))
         return bool(d < cfg.duplicate_distance * _person_size(a[a[:, 2] >= min_score], box_a))
 
