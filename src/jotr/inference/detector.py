@@ -59,7 +59,10 @@ class DetectorConfig:
     refine_max_overlap: float = 0.3  # people whose box overlaps another's by a larger IoU are not refined
     max_people: int = 6  # MoveNet MultiPose returns at most six people per pass
     half_fraction: float = 0.6  # a pass with six people adds passes on two halves this long (overlapping)
-    threads: int | None = None  # torch intra-op threads while detecting (None: leave torch's setting)
+    threads: int | None = None  # intra-op threads while detecting (None: onnxruntime's / torch's default)
+    backend: str = (
+        "auto"  # "onnxruntime" (3-4x faster on CPU), "torch", or "auto": onnxruntime when installed
+    )
 
 
 @dataclass
@@ -138,7 +141,9 @@ class PersonDetector:
     """MoveNet MultiPose on RGB images -> :class:`DetectionReport` (people with COCO-17 keypoints).
 
     ``weights``: the converted model (default: the file shipped with jotr). ``device``: torch device
-    (default CPU; the model is small). Thread-safe for one caller at a time (the web demo's worker)."""
+    (default CPU; the model is small). On the CPU the network runs in onnxruntime when it is installed (an
+    ONNX graph built in memory from the same weights, :func:`jotr.inference.movenet.to_onnx`), else in
+    torch. Thread-safe for one caller at a time (the web demo's worker)."""
 
     max_people = DetectorConfig.max_people
 
@@ -155,8 +160,24 @@ class PersonDetector:
         for value in (*self.config.input_sizes, self.config.crop_size):
             if value < INPUT_MULTIPLE or value % INPUT_MULTIPLE:
                 raise InputError(f"detector input sizes must be multiples of {INPUT_MULTIPLE}, got {value}")
+        if self.config.backend not in ("auto", "onnxruntime", "torch"):
+            raise InputError(
+                f"detector backend must be auto, onnxruntime or torch, got {self.config.backend!r}"
+            )
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model = load_movenet(weights or DEFAULT_WEIGHTS).to(self.device)
+        self._onnx = None
+        if self.config.backend != "torch" and self.device.type == "cpu":
+            try:
+                from jotr.inference.movenet import OnnxMoveNet  # noqa: PLC0415
+
+                self._onnx = OnnxMoveNet(self.model, self.config.threads)
+            except ImportError as exc:  # onnx / onnxruntime missing: the torch module does the same
+                if self.config.backend == "onnxruntime":
+                    raise InputError(
+                        f"detector backend onnxruntime: {exc} (pip install onnxruntime onnx)"
+                    ) from None
+                logger.info("onnxruntime not available (%s): the detector runs in torch", exc)
 
     def close(self) -> None:
         """Nothing to free (kept for the detector interface of the demo and the web page)."""
@@ -168,9 +189,13 @@ class PersonDetector:
         from jotr.inference.movenet import decode_people  # noqa: PLC0415
 
         x, scale = _resize_pad(image, size)
-        t = torch.from_numpy(x).to(self.device).permute(2, 0, 1)[None].float()
-        with torch.inference_mode():
-            heads = {k: v[0].float().cpu().numpy() for k, v in self.model(t).items()}
+        if self._onnx is not None:
+            batch = np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+            heads = {k: v[0] for k, v in self._onnx(batch).items()}
+        else:
+            t = torch.from_numpy(x).to(self.device).permute(2, 0, 1)[None].float()
+            with torch.inference_mode():
+                heads = {k: v[0].float().cpu().numpy() for k, v in self.model(t).items()}
         people = decode_people(heads, self.config.max_people)
         for p in people:
             p.keypoints[:, :2] /= scale
