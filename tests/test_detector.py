@@ -92,6 +92,21 @@ def test_converted_network_matches_the_tfjs_graph():
         assert err.max() < 4.0, err  # px on the 512-px input (the TF graph runs float16 weights in fp32)
 
 
+def test_onnxruntime_graph_matches_the_module():
+    pytest.importorskip("onnxruntime")
+    model = movenet.load_movenet()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 96, 64)).astype(np.float32)
+    ort_heads = movenet.OnnxMoveNet(model, threads=1)(x)
+    with torch.inference_mode():
+        torch_heads = model(torch.from_numpy(x))
+    for name in movenet.HEADS:
+        assert ort_heads[name].shape == tuple(torch_heads[name].shape)
+        np.testing.assert_allclose(ort_heads[name], torch_heads[name].numpy(), atol=2e-3, rtol=1e-3)
+    image, _ = two_portraits()
+    torch_only = PersonDetector(DetectorConfig(backend="torch", threads=1)).detect(image)
+    assert torch_only.found == 2
+
+
 def test_decode_people_on_hand_made_heads():
     h, w = 16, 12
     heads = {k: np.zeros((c, h, w), np.float32) for k, c in movenet.HEADS.items()}

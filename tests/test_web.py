@@ -286,6 +286,8 @@ def test_detector_path(predictor, tmp_path):
         res = d.reconstruct(image)
         assert res.ok and "1 of 1" in res.message and "built-in detector" in res.message
         assert "1 person found; 1 candidate dropped (score 0.15 < 0.2)" in res.message
+        params = json.loads(Path(next(f for f in res.files if f.endswith("params.json"))).read_text())
+        assert params["detection"]["people_found"] == 1 and params["detection"]["people_reconstructed"] == 1
     with WebDemo(predictor, tmp_path / "b", render=False, detector_factory=lambda: Fake(False)) as d:
         res = d.reconstruct(image)
         assert not res.ok and "found nobody" in res.message

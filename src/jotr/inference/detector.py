@@ -50,8 +50,9 @@ class DetectorConfig:
     crop_scale: float = 1.25  # crop side = this x the larger side of the person's box
     min_person_score: float = 0.15  # people scoring below are dropped (benchmarks/bench_detector.py --sweep)
     min_keypoint_score: float = 0.2  # keypoints scoring below get confidence 0
-    # Two candidates are the same person when their boxes overlap by IoU >= duplicate_iou, or by IoU >=
-    # duplicate_iou_keypoints and the median distance of their keypoints is < duplicate_distance x its size.
+    # Two candidates are the same person when their boxes overlap by IoU >= duplicate_iou, or overlap (IoU or
+    # share of the smaller box inside the other) >= duplicate_iou_keypoints and the median distance of their
+    # keypoints is < duplicate_distance x the larger one's size.
     duplicate_iou: float = 0.8
     duplicate_iou_keypoints: float = 0.3
     duplicate_distance: float = 0.12
@@ -353,15 +354,25 @@ class PersonDetector:
         that overlap, but keypoints apart even where MoveNet snaps some of them to the same peaks."""
         cfg = self.config
         iou = box_iou(box_a, box_b)
-        if iou >= cfg.duplicate_iou:
-            return True
-        if iou < cfg.duplicate_iou_keypoints:
+        if iou >= cfg.duplicate_iou or (iou >= 0.5 and box_inside(box_a, box_b) >= 0.9):
+            return True  # nearly the same box, or one box well inside a similar one
+        # A part of a person (a face inside a portrait) overlaps little by IoU but lies inside the other box.
+        if max(iou, box_inside(box_a, box_b)) < cfg.duplicate_iou_keypoints:
             return False
         both = (a[:, 2] >= min_score) & (b[:, 2] >= min_score)
         if both.sum() < 3:
             return False
         d = np.median(np.linalg.norm(a[both, :2] - b[both, :2], axis=1))
-        return bool(d < cfg.duplicate_distance * _person_size(a[a[:, 2] >= min_score], box_a))
+        size = max(_person_size(a[a[:, 2] >= min_score], box_a), _person_size(b[b[:, 2] >= min_score], box_b))
+        return bool(d < cfg.duplicate_distance * size)
+
+
+def box_inside(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller of two (4,) x0, y0, x1, y1 boxes that lies inside the other."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(w * h / smaller) if smaller > 0 else 0.0
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -443,6 +443,7 @@ class WebDemo:
         check("reading the image")
         image, to_small, (W0, H0) = read_image(image_path, limits)
         notes: list[str] = []
+        report = None
         if keypoints_path is not None:
             people = scale_people(
                 read_keypoints(keypoints_path, keypoint_format, image_name, limits), to_small
@@ -462,7 +463,10 @@ class WebDemo:
         overlay, side = self._render(image, ok, faces, notes)
         check("writing the downloads")
         map_results_back(results, to_small)
-        files = self._export(out, results, faces, image_name, (W0, H0))
+        extra = None
+        if report is not None:
+            extra = {"detection": {**report.to_json(), "people_reconstructed": len(ok)}}
+        files = self._export(out, results, faces, image_name, (W0, H0), extra)
         scene = str(out / "scene.glb") if ok else None
         message = summary_markdown(
             results,
@@ -550,6 +554,7 @@ class WebDemo:
         faces: np.ndarray,
         image_name: str,
         image_size: tuple[int, int],
+        extra: dict | None = None,
     ) -> list[str]:
         from jotr.inference.export import results_to_json, write_json, write_mesh
 
@@ -568,6 +573,7 @@ class WebDemo:
                 image=image_name,
                 image_size=image_size,
                 body_model=self.predictor.cfg.body.kind,
+                extra=extra,
             ),
         )
         files.append(str(params))
