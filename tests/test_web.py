@@ -376,3 +376,14 @@ def test_uploaded_file_payloads(tmp_path):
             uploaded_file(bad, roots)
     with pytest.raises(InputError, match="could not be read"):
         uploaded_file({"url": "http://x"}, roots)
+
+
+def test_built_in_detector_finds_both_people(predictor, tmp_path):
+    """No keypoint file: the default (real) detector finds the two people of the example and the page and its
+    params.json say so."""
+    with WebDemo(predictor, tmp_path / "w", render=False) as d:
+        res = d.reconstruct(EXAMPLE / "two_people.jpg")
+    assert res.ok and "2 of 2 people reconstructed" in res.message, res.message
+    assert "built-in detector: 2 people found" in res.message
+    params = json.loads(Path(next(f for f in res.files if f.endswith("params.json"))).read_text())
+    assert params["detection"]["people_found"] == 2
