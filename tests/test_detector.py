@@ -197,3 +197,25 @@ def test_int8_quantisation_round_trip():
     assert q.dtype == torch.int8 and scale.shape == (8, 2)
     back = movenet.dequantize_int8(q, scale)
     assert (back - w).abs().max() <= scale.float().max() * 0.51 + 1e-3
+
+
+def test_detect_command_on_a_video(tmp_path, capsys):
+    """``jotr detect clip.mp4``: one COCO entry per person and frame, ``image_id`` = ``<stem>_<frame:012d>``
+    (the name ``jotr demo --keypoints`` looks up for video frames); --max-frames stops early."""
+    from jotr.cli import main
+    from jotr.inference.keypoints import KeypointSource
+
+    image, _ = two_portraits()
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (512, 256))
+    for _ in range(3):
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "kp.json"
+    assert main(["detect", str(clip), "--out", str(out), "--max-frames", "2"]) == 0
+    entries = json.loads(out.read_text())
+    assert sorted({e["image_id"] for e in entries}) == ["clip_000000000000", "clip_000000000001"]
+    assert len(entries) == 4 and all(len(e["keypoints"]) == 51 for e in entries)
+    assert len(KeypointSource(out).for_image(Path("clip_000000000001.png"))) == 2
+    assert "4 people in 2 images/frames" in capsys.readouterr().out
+    assert main(["detect", str(tmp_path / "missing.jpg"), "--out", str(out)]) == 2
