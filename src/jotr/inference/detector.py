@@ -239,7 +239,9 @@ class PersonDetector:
         people = self._run(crop, cfg.crop_size)
         first = kps.copy()
         first[:, :2] -= (x0, y0)  # first-pass keypoints in crop px
-        size = _person_size(first[first[:, 2] >= cfg.min_keypoint_score], box - np.r_[x0, y0, x0, y0])
+        size = max(
+            _person_size(first[first[:, 2] >= cfg.min_keypoint_score], box - np.r_[x0, y0, x0, y0]), 1.0
+        )
         best, best_d = None, np.inf
         for p in people:  # the crop's person that agrees best with the first pass (not just any neighbour)
             if p.score < cfg.min_person_score:
@@ -295,10 +297,12 @@ class PersonDetector:
         candidates.sort(key=lambda p: -p.score)
         skipped: list[str] = []
         unique: list = []  # candidates, the same person found in two passes once (the best-scoring)
+        weak: list = []  # near misses reported in ``skipped`` (each once)
         for p in candidates:
             if p.score < cfg.min_person_score:
                 # near misses are worth a line; far below are the empty slots of MoveNet's six
-                if p.score >= cfg.min_person_score / 2 and not any(self._same(p, q) for q in unique):
+                if p.score >= cfg.min_person_score / 2 and not any(self._same(p, q) for q in unique + weak):
+                    weak.append(p)
                     skipped.append(f"score {p.score:.2f} < {cfg.min_person_score:g}")
                 continue
             if not any(self._same(p, q) for q in unique):
