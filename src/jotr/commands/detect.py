@@ -11,6 +11,7 @@ dropped and why. Images where nobody is found have no entry (``jotr demo --keypo
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,9 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from jotr.commands.demo import VIDEO_SUFFIXES
     from jotr.errors import InputError
     from jotr.inference.detector import DetectorConfig, PersonDetector, detections_to_coco
-    from jotr.inference.export import write_json
     from jotr.inference.predictor import load_image
-    from jotr.utils.io import check_writable_dir, check_writable_file
+    from jotr.utils.io import atomic_write_text, check_writable_dir, check_writable_file
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
@@ -98,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
         reports[path.name] = report = detector.detect(image, str(path))
         if draw is not None:
             _draw(draw / f"{path.stem}.jpg", image, report)
-    write_json(out, detections_to_coco(reports))
+    entries = detections_to_coco(reports)
+    # One person per line (keypoints as one list of x, y, score triplets): easy to read and fix by hand.
+    atomic_write_text(
+        out, "[\n" + ",\n".join(json.dumps(e) for e in entries) + ("\n]\n" if entries else "]\n")
+    )
     total = sum(r.found for r in reports.values())
     for key, r in reports.items():
         if len(reports) <= 50 or r.skipped or not r.found:
