@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 2
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo lint detect-env
+.PHONY: setup test demo lint
 
 setup:
 	@bash scripts/setup.sh
@@ -21,14 +21,3 @@ lint: setup
 
 demo: setup
 	$(PY) -m jotr demo-synthetic --out outputs/demo
-
-# The optional built-in detector (MediaPipe 0.10.21 needs numpy<2 and its own OpenCV/protobuf) in an environment
-# of its own, so that the main one keeps numpy 2 and a working `jotr export-onnx`. Then:
-#   .venv-detect/bin/jotr demo IMAGE --out DIR        (no --keypoints: MediaPipe finds the person)
-DETECT_VENV ?= $(CURDIR)/.venv-detect
-detect-env:
-	@test -x $(DETECT_VENV)/bin/python || python3 -m venv $(DETECT_VENV)
-	$(DETECT_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(DETECT_VENV)/bin/python -m pip install -q -e '.[render,detect]'
-	$(DETECT_VENV)/bin/python -m pip install -q PyOpenGL==3.1.7 2>&1 | grep -v -E "incompatible|dependency resolver|dependency conflicts" || true
-	$(DETECT_VENV)/bin/python -c "from jotr.inference.detector import MediaPipeDetector; MediaPipeDetector().close(); print('detect-env ready: $(DETECT_VENV)/bin/jotr demo IMAGE --out DIR')"

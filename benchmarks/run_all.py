@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "onnx": (["--configs", "small", "paper", "--batches", "1", "8", "--reps", "5"], ["--quick"]),
     "train_step": (["--batch", "8", "--reps", "3"], ["--batch", "2", "--reps", "1"]),
     "scaling": ([], ["--quick"]),
+    "detector": (["--threads", "2"], ["--quick", "--threads", "1"]),
     "synth": (
         ["--num", "40", "--workers", "1", "2"],
         ["--families", "oc", "--num", "2", "--workers", "1", "--width", "160", "--height", "120"],

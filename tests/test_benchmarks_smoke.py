@@ -45,6 +45,16 @@ def test_machine_info_and_json_line_parsing():
         run_all.parse_json_line("only a table\n{not json\n", "x")
 
 
+def test_detector_benchmark_quick(capsys):
+    from benchmarks.bench_detector import main as bench_detector
+
+    assert bench_detector(["--quick", "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    photos = result["sets"]["photos"]
+    assert result["bench"] == "detector" and photos["images"] == 2 and photos["people"] == 2
+    assert 0 <= photos["recall"] <= 1 and photos["detections"] >= photos["found"]
+
+
 def test_make_people_inside_image():
     from benchmarks.bench_scaling import make_people
 

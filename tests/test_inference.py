@@ -1,4 +1,4 @@
-"""Keypoint formats and files, the MediaPipe conversion table, smoothing, and output writers (no network)."""
+"""Keypoint formats and files, smoothing, and output writers (no network)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from jotr.body.joint_sets import COCO17, JOTR30
 from jotr.errors import InputError
 from jotr.geometry.rotations import aa_to_rotmat
 from jotr.inference import keypoints as kp
-from jotr.inference.detector import MEDIAPIPE_NAMES, MEDIAPIPE_TO_JOTR30, mediapipe_to_jotr30
 from jotr.inference.export import staged_dir, write_mesh
 from jotr.inference.smoothing import EMAFilter, OneEuroFilter, ParameterSmoother
 
@@ -156,46 +155,6 @@ def test_malformed_keypoint_files(tmp_path):
         kp.KeypointSource(p)
     with pytest.raises(InputError, match="not found"):
         kp.KeypointSource(tmp_path / "missing.json")
-
-
-# ------------------------------------------------------------------------------------------- mediapipe
-
-
-def test_mediapipe_table_names_exist_and_sides_match():
-    assert len(MEDIAPIPE_NAMES) == 33
-    for joint, sources in MEDIAPIPE_TO_JOTR30.items():
-        assert joint in JOTR30.names
-        for s in sources:
-            assert s in MEDIAPIPE_NAMES
-            if joint.startswith("L_"):
-                assert s.startswith("left_"), (joint, s)
-            if joint.startswith("R_"):
-                assert s.startswith("right_"), (joint, s)
-
-
-def test_mediapipe_to_jotr30_values():
-    rng = np.random.default_rng(0)
-    lm = np.concatenate([rng.uniform(0, 200, (33, 2)), rng.uniform(0.5, 1, (33, 1))], axis=1)
-    out = mediapipe_to_jotr30(lm)
-    np.testing.assert_allclose(out[J("L_Knee")], lm[MEDIAPIPE_NAMES.index("left_knee")])
-    lh, rh = lm[MEDIAPIPE_NAMES.index("left_hip")], lm[MEDIAPIPE_NAMES.index("right_hip")]
-    np.testing.assert_allclose(out[J("Pelvis")], [(lh[0] + rh[0]) / 2, (lh[1] + rh[1]) / 2, lh[2] * rh[2]])
-    assert out[J("Spine2"), 2] == 0 and out[J("Head_top"), 2] == 0
-    with pytest.raises(InputError):
-        mediapipe_to_jotr30(lm[:20])
-
-
-def test_detector_missing_mediapipe_is_a_clear_error():
-    try:
-        import mediapipe  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("mediapipe is installed")
-    from jotr.inference.detector import MediaPipeDetector
-
-    with pytest.raises(InputError, match=r"make detect-env"):
-        MediaPipeDetector()
 
 
 # ------------------------------------------------------------------------------------------- smoothing

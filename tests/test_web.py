@@ -298,31 +298,36 @@ def test_time_limit(predictor, tmp_path):
 
 
 def test_detector_path(predictor, tmp_path):
-    from jotr.inference.detector import Detection
+    from jotr.inference.detector import Detection, DetectionReport
 
     kps = np.asarray(json.loads((EXAMPLE / "two_people.json").read_text())[0]["keypoints"]).reshape(30, 3)
+    coco = kps[[24, 25, 26, 27, 28, 16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8]]  # jotr30 -> COCO-17
 
     class Fake:
         def __init__(self, found):
             self.found = found
 
         def detect(self, image, name):
-            return [Detection(kps)] if self.found else []
+            people = [Detection(coco, np.array([0.0, 0.0, 10.0, 10.0]), 0.9)] if self.found else []
+            return DetectionReport(people, skipped=["score 0.15 < 0.2"] if self.found else [])
 
     image = EXAMPLE / "two_people.jpg"
     with WebDemo(predictor, tmp_path / "a", render=False, detector_factory=lambda: Fake(True)) as d:
         res = d.reconstruct(image)
         assert res.ok and "1 of 1" in res.message and "built-in detector" in res.message
+        assert "1 person found; 1 candidate dropped (score 0.15 < 0.2)" in res.message
+        params = json.loads(Path(next(f for f in res.files if f.endswith("params.json"))).read_text())
+        assert params["detection"]["people_found"] == 1 and params["detection"]["people_reconstructed"] == 1
     with WebDemo(predictor, tmp_path / "b", render=False, detector_factory=lambda: Fake(False)) as d:
         res = d.reconstruct(image)
         assert not res.ok and "found nobody" in res.message
 
     def missing():
-        raise InputError("the built-in detector needs mediapipe")
+        raise InputError("detector weights not found")
 
     with WebDemo(predictor, tmp_path / "c", render=False, detector_factory=missing) as d:
         res = d.reconstruct(image)
-        assert not res.ok and "needs mediapipe" in res.message and "Upload a keypoint JSON" in res.message
+        assert not res.ok and "weights not found" in res.message and "Upload a keypoint JSON" in res.message
 
 
 def test_internal_errors_do_not_escape(predictor, tmp_path):
@@ -401,3 +406,14 @@ def test_uploaded_file_payloads(tmp_path):
             uploaded_file(bad, roots)
     with pytest.raises(InputError, match="could not be read"):
         uploaded_file({"url": "http://x"}, roots)
+
+
+def test_built_in_detector_finds_both_people(predictor, tmp_path):
+    """No keypoint file: the default (real) detector finds the two people of the example and the page and its
+    params.json say so."""
+    with WebDemo(predictor, tmp_path / "w", render=False) as d:
+        res = d.reconstruct(EXAMPLE / "two_people.jpg")
+    assert res.ok and "2 of 2 people reconstructed" in res.message, res.message
+    assert "built-in detector: 2 people found" in res.message
+    params = json.loads(Path(next(f for f in res.files if f.endswith("params.json"))).read_text())
+    assert params["detection"]["people_found"] == 2

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jotr.commands.train", "train JOTR from a config (one process or torchrun)"),
     "eval": ("jotr.commands.evaluate", "evaluate a checkpoint: MPJPE / PA-MPJPE / PVE per dataset"),
     "demo": ("jotr.commands.demo", "images (+ keypoints) -> meshes, overlays and parameters"),
+    "detect": ("jotr.commands.detect", "find the people: images/videos -> COCO-17 keypoint JSON for demo"),
     "demo-synthetic": (
         "jotr.commands.demo_synthetic",
         "the embedded-default job: synthetic scene -> JOTR -> overlay + errors",

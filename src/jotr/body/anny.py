@@ -29,12 +29,9 @@ This adapter fixes one convention set for the whole project:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -162,21 +159,6 @@ def joint_definition(set_name: str, joint: str) -> _Terms:
 # ------------------------------------------------------------------------------------------------ warp / anny
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Silence writes to file descriptor 2 (native code's fprintf) for the duration of the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def quiet_warp() -> None:
     """Warp at warning level (no init banner, no per-kernel lines), initialised once.
 
@@ -191,7 +173,9 @@ def quiet_warp() -> None:
     if torch.cuda.is_available():
         warp.init()
     else:
-        with _native_stderr_silenced():
+        from jotr.utils.quiet import native_stderr_silenced
+
+        with native_stderr_silenced():
             warp.init()
 
 

@@ -8,8 +8,10 @@ side.mp4, params.json, params.npz (per-frame rows; people tracked across frames,
 rigged.glb (the tracks as one animation) and track_XX.bvh (Anny), with optional temporal smoothing per track
 (``--smooth``). Mesh files use ``--frame`` (world: Y up, metres, feet on y = 0; camera: OpenCV), one transform
 per result (docs/results_format.md). Keypoints come from ``--keypoints`` (COCO results JSON, COCO
-annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or from the built-in detector. The exit
-status is non-zero when any image (or person) failed; the others are still processed."""
+annotation JSON, one OpenPose JSON, or a folder of OpenPose JSONs) or from the built-in multi-person detector
+(:mod:`jotr.inference.detector`); with the detector, a table at the end says per image how many people were
+detected and reconstructed and why any were dropped, and params.json has the same under ``detection``. The
+exit status is non-zero when any image (or person) failed; the others are still processed."""
 
 from __future__ import annotations
 
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             from jotr.utils.io import remove_if_empty
 
             remove_if_empty([out])  # every input failed: no empty output folder
+    people_source.print_table()
     print(f"jotr demo: {len(inputs) - failed_inputs}/{len(inputs)} inputs fully processed; outputs in {out}")
     for f in failures:
         print(f"  failed: {f}", file=sys.stderr)
@@ -187,25 +190,30 @@ def output_names(inputs: list[Path]) -> dict[Path, str]:
 
 
 class PeopleSource:
-    """Where the people of an image come from: a keypoint file/folder, or the MediaPipe detector."""
+    """Where the people of an image come from: a keypoint file/folder, or the built-in detector."""
 
     def __init__(self, keypoints: str | None, fmt: str | None) -> None:
         from jotr.inference.keypoints import KeypointSource
 
         self.source = KeypointSource(keypoints, fmt) if keypoints else None
         self.detector = None
+        self.rows: list[tuple[str, int, int, str]] = []  # image, detected, reconstructed, notes
         if self.source is None:
-            from jotr.inference.detector import MediaPipeDetector
+            from jotr.inference.detector import PersonDetector
 
-            self.detector = MediaPipeDetector()
+            self.detector = PersonDetector()
 
     def close(self) -> None:
         if self.detector is not None:
             self.detector.close()
 
     def people(self, image_rgb: np.ndarray, lookup: Path, name: str):
+        return self.people_with_report(image_rgb, lookup, name)[0]
+
+    def people_with_report(self, image_rgb: np.ndarray, lookup: Path, name: str):
+        """-> (list of PersonInput, the detector's DetectionReport or None for a keypoint file)."""
         from jotr.errors import InputError
-        from jotr.inference.predictor import PersonInput
+        from jotr.inference.predictor import PersonInput, people_from_report
 
         if self.source is not None:
             found = self.source.for_image(lookup)
@@ -213,13 +221,33 @@ class PeopleSource:
                 raise InputError(f"{name}: no keypoints for it in {self.source.path}")
             if not found:
                 raise InputError(f"{name}: its keypoint entry in {self.source.path} lists no people")
-            return [
+            people = [
                 PersonInput(keypoints=p.keypoints, keypoint_format=p.fmt, box_xywh=p.box_xywh) for p in found
             ]
-        dets = self.detector.detect(image_rgb, name)
-        if not dets:
-            raise InputError(f"{name}: the MediaPipe detector found nobody (pass keypoints with --keypoints)")
-        return [PersonInput(keypoints=d.keypoints, keypoint_format="jotr30") for d in dets]
+            return people, None
+        report = self.detector.detect(image_rgb, name)
+        if not report.people:
+            self.rows.append((name, 0, 0, report.summary()))
+            raise InputError(
+                f"{name}: the built-in detector found nobody ({report.summary()}); pass keypoints with "
+                "--keypoints (e.g. a fixed copy of `jotr detect` output)"
+            )
+        return people_from_report(report), report
+
+    def record(self, name: str, report, results) -> None:
+        """One row of the end-of-run table (detector runs only)."""
+        if report is None:
+            return
+        ok = sum(r.ok for r in results)
+        notes = [f"person {r.index}: {r.error}" for r in results if not r.ok] + list(report.skipped)
+        self.rows.append((name, report.found, ok, "; ".join(notes)))
+
+    def print_table(self) -> None:
+        if not self.rows:
+            return
+        print("people per image (built-in detector): detected -> reconstructed; dropped and why")
+        for name, found, ok, notes in self.rows:
+            print(f"  {name}: {found} detected -> {ok} reconstructed" + (f"; {notes}" if notes else ""))
 
 
 def make_people_source(keypoints: str | None, fmt: str | None) -> PeopleSource:
@@ -236,8 +264,12 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
 
     try:
         image = load_image(path)
-        people = source.people(image, path, str(path))
+        people, report = source.people_with_report(image, path, str(path))
         results = predictor.predict(image, people, focal=args.focal, name=str(path))
+        source.record(str(path), report, results)
+        extra = None
+        if report is not None:
+            extra = {"detection": {**report.to_json(), "people_reconstructed": sum(r.ok for r in results)}}
         save_image_outputs(
             out,
             image,
@@ -250,6 +282,7 @@ def process_image(path: Path, predictor, source: PeopleSource, out: Path, visual
             frame=getattr(args, "frame", "world"),
             rig_body=rig_body_of(predictor),
             predictor=predictor,
+            extra=extra,
         )
     except InputError as exc:
         logger.error("%s", exc)

@@ -1,7 +1,7 @@
 """Inference on full images: :class:`~jotr.inference.predictor.JOTRPredictor` (people in, meshes in the
-original camera out), keypoint formats and files, the optional MediaPipe detector, temporal smoothing, output
-writers, ONNX export and the synthetic demo. Submodules are imported lazily (``from jotr.inference import
-JOTRPredictor``)."""
+original camera out), keypoint formats and files, the built-in multi-person detector, temporal smoothing,
+output writers, ONNX export and the synthetic demo. Submodules are imported lazily
+(``from jotr.inference import JOTRPredictor``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ _EXPORTS = {
     "load_image": "jotr.inference.predictor",
     "KeypointSource": "jotr.inference.keypoints",
     "to_jotr30": "jotr.inference.keypoints",
+    "PersonDetector": "jotr.inference.detector",
+    "DetectionReport": "jotr.inference.detector",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -30,7 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -43,6 +43,9 @@ from jotr.geometry.coords import px_to_hm
 from jotr.geometry.rotations import rotmat_to_aa
 from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, as_float_array, to_jotr30
 from jotr.structures import Inputs
+
+if TYPE_CHECKING:
+    from jotr.inference.detector import DetectionReport
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +222,7 @@ class JOTRPredictor:
 
     >>> predictor = JOTRPredictor.from_pretrained()  # the shipped model; or .from_checkpoint("run/best.pt")
     >>> results = predictor.predict(image_rgb, [PersonInput(keypoints=coco17_kps)])
+    >>> results = predictor.predict(image_rgb)  # people found by the built-in detector
     """
 
     def __init__(
@@ -245,6 +249,7 @@ class JOTRPredictor:
         self._body: torch.nn.Module | None = None
         # {"checkpoint": file name, "checkpoint_sha256": hex} of the loaded weights (result files record it)
         self.checkpoint_info: dict[str, str] | None = None
+        self._detector: Any = None  # the built-in PersonDetector, made on first use
 
     # ------------------------------------------------------------------------------------------ construction
 
@@ -387,11 +392,23 @@ class JOTRPredictor:
             crop.astype(np.float32), kps_hm.astype(np.float32), valid.astype(np.float32), sq, M, kps30
         )
 
+    def detect(self, image: np.ndarray | str | Path, name: str | None = None) -> Any:
+        """The built-in multi-person detector (:class:`jotr.inference.detector.PersonDetector`) on one image
+        -> its :class:`~jotr.inference.detector.DetectionReport` (people with COCO-17 keypoints)."""
+        from jotr.inference.detector import PersonDetector
+
+        if isinstance(image, (str, Path)):
+            name = name or str(image)
+            image = load_image(image)
+        if self._detector is None:
+            self._detector = PersonDetector()
+        return self._detector.detect(image, name or "image")
+
     @torch.inference_mode()
     def predict(
         self,
         image: np.ndarray | str | Path,
-        people: Sequence[PersonInput | Mapping | np.ndarray],
+        people: Sequence[PersonInput | Mapping | np.ndarray] | None = None,
         *,
         focal: float | tuple[float, float] | None = None,
         princpt: tuple[float, float] | None = None,
@@ -400,13 +417,16 @@ class JOTRPredictor:
         """Reconstruct every person of one image in one batch.
 
         ``image``: path, or (H, W, 3) RGB uint8 / float [0, 1]. ``people``: :class:`PersonInput`, dicts with
-        the same keys, or bare (K, 3) keypoint arrays. Per-person input problems give a result with ``error``
-        set; the others are still reconstructed. A bad image raises :class:`InputError`."""
+        the same keys, or bare (K, 3) keypoint arrays; None = the people the built-in detector finds
+        (:meth:`detect`; nobody found -> an empty list). Per-person input problems give a result with
+        ``error`` set; the others are still reconstructed. A bad image raises :class:`InputError`."""
         if isinstance(image, (str, Path)):
             name = name or str(image)
             image = load_image(image)
         name = name or "image"
         img = as_rgb_float(image, name)
+        if people is None:
+            people = people_from_report(self.detect(image, name))
         H, W = img.shape[:2]
         (fx, fy), (cx, cy) = _intrinsics(focal, princpt, *default_intrinsics(W, H), name)
         if isinstance(people, (str, bytes, Mapping, PersonInput)) or not hasattr(people, "__iter__"):
@@ -523,3 +543,11 @@ def _as_person(person: PersonInput | Mapping | np.ndarray, name: str) -> PersonI
     raise InputError(
         f"{name}: expected PersonInput, a dict or a (K, 3) keypoint array, got {type(person).__name__}"
     )
+
+
+def people_from_report(report: DetectionReport) -> list[PersonInput]:
+    """The people of a report as :class:`PersonInput` (COCO-17 keypoints + box)."""
+    return [
+        PersonInput(keypoints=p.keypoints, keypoint_format=p.keypoint_format, box_xywh=p.box_xywh)
+        for p in report.people
+    ]

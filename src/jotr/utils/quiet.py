@@ -1,5 +1,5 @@
-"""Keeping third-party console noise out of jotr's output: native libraries' start-up banners (TF Lite,
-absl/glog in MediaPipe) and chatty Python loggers. jotr's own messages and warnings are untouched."""
+"""Keeping third-party console noise out of jotr's output: native libraries' start-up banners (warp's CUDA
+notice) and chatty Python loggers. jotr's own messages and warnings are untouched."""
 
 from __future__ import annotations
 
@@ -17,17 +17,6 @@ def quiet_dependency_loggers(level: int = logging.WARNING) -> None:
     """Raise the level of :data:`NOISY_LOGGERS` to ``level`` (the CLI does this unless ``--verbose``)."""
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(level)
-
-
-def quiet_native_logging() -> None:
-    """Before importing MediaPipe / TensorFlow Lite: their C++ logging at errors only (unless the user set
-    the variables) and absl's Python logging at errors."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with contextlib.suppress(ImportError):
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
 
 
 @contextlib.contextmanager

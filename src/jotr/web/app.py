@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 TITLE = "JOTR: occluded 3D human mesh recovery"
 INTRO = (
     "Upload a photo (or pick an example) and, optionally, the people's 2D keypoints as a COCO results / "
-    "annotation JSON or an OpenPose JSON. Without keypoints the built-in single-person detector is used "
-    "(needs `jotr[detect]`). You get the meshes over the image, a side view, a 3D view to turn, and the "
+    "annotation JSON or an OpenPose JSON. Without keypoints the built-in multi-person detector finds "
+    "everybody. You get the meshes over the image, a side view, a 3D view to turn, and the "
     "meshes (`.obj` / `.ply` / `.glb`) and parameters (`params.json`) to download."
 )
 CSS = """

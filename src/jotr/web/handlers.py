@@ -4,8 +4,9 @@ One request: an uploaded image, and optionally a keypoint JSON (COCO results / C
 :class:`~jotr.inference.predictor.JOTRPredictor` (the only inference path) -> a :class:`PageResult`: the
 overlay and the side view (:class:`~jotr.viz.overlay.MeshVisualizer`), a ``scene.glb`` of all meshes for the
 3D viewer, per-person ``.obj`` / ``.ply`` and ``params.json`` to download, and a Markdown message with what
-was done and every per-person error. Without keypoints the built-in MediaPipe detector is used
-(``jotr[detect]``).
+was done and every per-person error. Without keypoints the built-in multi-person detector finds the people
+(:mod:`jotr.inference.detector`); the message says how many it found, how many were reconstructed, and why any
+were dropped.
 
 :meth:`WebDemo.reconstruct` never raises: a bad upload (not an image, too many pixels, corrupt JSON, keypoints
 for another image...) is answered by a message. Its limits (:class:`Limits`): the upload size (also enforced
@@ -37,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from jotr.errors import InputError
+from jotr.errors import CheckpointError, InputError
 from jotr.inference.predictor import PersonInput, PersonResult
 
 logger = logging.getLogger(__name__)
@@ -299,7 +300,8 @@ class WebDemo:
     """The web demo's back end: one :class:`JOTRPredictor`, one worker thread, files under ``workdir``.
 
     ``detector_factory``: builds the keypoint detector used when no keypoint file is given (default: the
-    MediaPipe detector of ``jotr[detect]``); it must have ``detect(image_rgb, name) -> [Detection]``."""
+    built-in :class:`~jotr.inference.detector.PersonDetector`); it must have ``detect(image_rgb, name) ->
+    DetectionReport``."""
 
     def __init__(
         self,
@@ -432,14 +434,15 @@ class WebDemo:
         check("reading the image")
         image, to_small, (W0, H0) = read_image(image_path, limits)
         notes: list[str] = []
+        report = None
         if keypoints_path is not None:
             people = scale_people(
                 read_keypoints(keypoints_path, keypoint_format, image_name, limits), to_small
             )
             source = f"the keypoint file {keypoints_path.name}"
         else:
-            people = self._detect(image, image_name)
-            source = "the built-in detector"
+            people, report = self._detect(image, image_name)
+            source = f"the built-in detector: {report.summary()}"
         if len(people) > limits.max_people:
             notes.append(f"{len(people)} people given; only the first {limits.max_people} were reconstructed")
             people = people[: limits.max_people]
@@ -453,7 +456,10 @@ class WebDemo:
         overlay, side = self._render(image, ok, faces, notes)
         check("writing the downloads")
         map_results_back(results, to_small)
-        files = self._export(out, results, faces, image_name, (W0, H0))
+        extra = None
+        if report is not None:
+            extra = {"detection": {**report.to_json(), "people_reconstructed": len(ok)}}
+        files = self._export(out, results, faces, image_name, (W0, H0), extra)
         scene = str(out / "scene.glb") if ok else None
         message = summary_markdown(
             results,
@@ -475,27 +481,30 @@ class WebDemo:
 
     # -------------------------------------------------------------------------------------------- stages
 
-    def _detect(self, image: np.ndarray, name: str) -> list[PersonInput]:
+    def _detect(self, image: np.ndarray, name: str) -> tuple[list[PersonInput], Any]:
+        """People from the built-in detector (or ``detector_factory``'s) -> (people, DetectionReport)."""
+        from jotr.inference.predictor import people_from_report
+
         if self._detector is None:
             try:
                 if self._detector_factory is not None:
                     self._detector = self._detector_factory()
                 else:
-                    from jotr.inference.detector import MediaPipeDetector
+                    from jotr.inference.detector import PersonDetector
 
-                    self._detector = MediaPipeDetector()
-            except InputError as exc:
+                    self._detector = PersonDetector()
+            except (InputError, CheckpointError) as exc:
                 raise InputError(
                     "no keypoint file was uploaded and the built-in detector is not available: "
                     f"{exc}. Upload a keypoint JSON (COCO results or OpenPose) with the image."
                 ) from None
-        dets = self._detector.detect(image, name)
-        if not dets:
+        report = self._detector.detect(image, name)
+        if not report.people:
             raise InputError(
-                "the built-in detector found nobody in the image; upload a keypoint JSON "
-                "(COCO results or OpenPose) with the image"
+                f"the built-in detector found nobody in the image ({report.summary()}); upload a keypoint "
+                "JSON (COCO results or OpenPose) with the image"
             )
-        return [PersonInput(keypoints=d.keypoints, keypoint_format="jotr30") for d in dets]
+        return people_from_report(report), report
 
     def _render(
         self, image: np.ndarray, ok: list[PersonResult], faces: np.ndarray, notes: list[str]
@@ -539,6 +548,7 @@ class WebDemo:
         faces: np.ndarray,
         image_name: str,
         image_size: tuple[int, int],
+        extra: dict | None = None,
     ) -> list[str]:
         from jotr.geometry.coords import apply_rigid
         from jotr.inference.export import (
@@ -570,6 +580,7 @@ class WebDemo:
             export_from_camera=export,
             body_model=self.predictor.cfg.body.kind,
         )
+        meta.update(extra or {})
         write_json(params, results_to_json(results, meta))
         files.append(str(params))
         if ok:
