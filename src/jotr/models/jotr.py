@@ -27,9 +27,9 @@ from jotr.geometry.camera import VirtualCamera
 from jotr.geometry.coords import hm_to_unit, inverse_sigmoid, px_to_hm, unit_to_grid
 from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
+from jotr.models.efficientnet import EfficientNetLite, load_efficientnet_weights
 from jotr.models.resnet import (
     STEM_CHANNELS,
-    STRIDE,
     ResNet,
     clear_folded_cache,
     conv_bn,
@@ -271,16 +271,21 @@ class JOTRNetwork(nn.Module):
         self.num_shape = num_shape
         self.shape_bounds = shape_bounds
         d, D = cfg.d_model, cfg.volume_depth
-        self.feat_size = cfg.input_size // STRIDE  # h = w of the backbone output
         if cfg.pose_head == "vposer" and num_pose_joints < 1 + VPOSER_JOINTS:
             raise InputError(
                 f"model.pose_head='vposer' needs an SMPL body (24 pose joints), the body model has "
                 f"{num_pose_joints}"
             )
 
-        self.backbone = ResNet(cfg.backbone)
+        self.backbone: ResNet | EfficientNetLite = (
+            EfficientNetLite(cfg.feature_stride)
+            if cfg.backbone == "efficientnet_lite0"
+            else ResNet(cfg.backbone)
+        )
+        self.feat_size = cfg.input_size // self.backbone.stride  # h = w of the backbone output
         c_feat = self.backbone.out_channels
-        self.pose2feat = Pose2Feat(STEM_CHANNELS, cfg.num_input_joints)
+        c_stem = self.backbone.stem_channels  # 64 (ResNet) or 24 (EfficientNet-Lite0) at stride 4
+        self.pose2feat = Pose2Feat(c_stem, cfg.num_input_joints, c_stem)
         self.keypoint_encoder = (
             KeypointEncoder(cfg.num_input_joints, d, cfg.keypoint_mlp_dim) if cfg.keypoint_tokens else None
         )
@@ -314,7 +319,9 @@ class JOTRNetwork(nn.Module):
         if cfg.head_init == "rest_pose":
             self._init_heads_at_rest_pose()
         if pretrained:
-            if cfg.backbone_weights:
+            if cfg.backbone_weights and isinstance(self.backbone, EfficientNetLite):
+                load_efficientnet_weights(self.backbone, cfg.backbone_weights)
+            elif cfg.backbone_weights:
                 load_backbone_weights(self.backbone, cfg.backbone_weights)
             if self.vposer is not None:
                 load_vposer_weights(self.vposer, cfg.vposer_weights)
@@ -387,7 +394,7 @@ class JOTRNetwork(nn.Module):
         heatmaps = render_heatmaps(
             inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma
         )
-        feat = self.backbone.stem(image)  # (B, 64, hm, hm)
+        feat = self.backbone.stem(image)  # (B, C_stem, hm, hm)
         feat = self.pose2feat(feat, heatmaps)
         return self.backbone.stages(feat), valid  # (B, C_backbone, h, w), (B, J)
 

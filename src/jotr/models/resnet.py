@@ -134,6 +134,9 @@ class ResNet(nn.Module):
     """Stem + four stages. ``stem``: (B, 3, H, W) -> (B, 64, H/4, W/4); ``stages``: (B, 64, H/4, W/4) ->
     (B, out_channels, H/32, W/32)."""
 
+    stem_channels = STEM_CHANNELS  # channels at the Pose2Feat fusion point (stride 4)
+    stride = STRIDE  # input pixels per cell of the output
+
     def __init__(self, depth: str = "resnet50") -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
