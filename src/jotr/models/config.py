@@ -64,6 +64,10 @@ class ModelConfig:
     # all of them (a keypoint lifter) sets the content of the 3 body queries. Heatmap fusion stays as is.
     keypoint_tokens: bool = False
     keypoint_mlp_dim: int = 512  # hidden width of the keypoint MLP (keypoint_tokens only)
+    # Training only (issue 22): with this probability per sample the direct keypoint pathway (tokens + MLP)
+    # sees every keypoint as missing, so that the heatmap + image pathway has to carry the pose on its own;
+    # the heatmaps keep the keypoints. 0 = off.
+    keypoint_pathway_drop_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
@@ -89,6 +93,10 @@ class ModelConfig:
         for name in ("enc_layers_2d", "enc_layers_3d", "dec_layers", "volume_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.keypoint_pathway_drop_prob < 1.0:
+            raise ValueError(
+                f"model.keypoint_pathway_drop_prob must be in [0, 1), got {self.keypoint_pathway_drop_prob}"
+            )
         if not 0.0 <= self.joint_mask_prob < 1.0:
             raise ValueError(f"model.joint_mask_prob must be in [0, 1), got {self.joint_mask_prob}")
         if not 0.0 < self.depth_exponent_min <= self.depth_exponent_max:

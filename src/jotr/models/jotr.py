@@ -427,7 +427,10 @@ class JOTRNetwork(nn.Module):
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
         body_content = None
         if self.keypoint_encoder is not None:  # direct keypoint pathway (model.keypoint_tokens)
-            kp = normalised_keypoints(inputs.keypoints_hm.float(), valid, cfg.heatmap_size)
+            kp = normalised_keypoints(inputs.keypoints_hm.float(), valid, cfg.heatmap_size)  # (B, 30, 3)
+            if self.training and cfg.keypoint_pathway_drop_prob > 0:  # per sample: all keypoints "missing"
+                draw = torch.rand(B, generator=generator, device=kp.device)
+                kp = kp * (draw >= cfg.keypoint_pathway_drop_prob).to(kp.dtype)[:, None, None]
             kp_tokens, body_content = self.keypoint_encoder(kp)  # (B, 30, C), (B, 3, C)
             tokens_2d = torch.cat([tokens_2d, kp_tokens.to(tokens_2d.dtype)], dim=1)  # (B, h*w + 30, C)
             pos_2d = torch.cat([pos_2d, self.keypoint_encoder.joint_embed.weight.to(pos_2d.dtype)], dim=0)
