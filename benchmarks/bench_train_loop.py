@@ -14,6 +14,11 @@ few scenes rendered into a temporary folder):
 
 Ratios: bf16 / fp32 step throughput, and loader / fp32 throughput (> 1: data loading is not the bottleneck).
 Prints a table and one JSON line (``{"bench": "train_loop", ...}``).
+
+``--grid`` (issue 22) instead times the training step for every combination of ``--backbones`` (``resnet18``,
+``efficientnet_lite0``, ``efficientnet_lite0/16`` = feature stride 16), ``--sizes`` (input pixels),
+``--dtypes`` (fp32, bf16) and ``--channels-last`` (on, off), on batches of the recipe's pipeline at that input
+size (loader excluded), and prints samples/s per setting plus a JSON line (``{"bench": "train_loop_grid"}``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,94 @@ def _data(folder: str | None, split: str, tmp: Path) -> tuple[str, str]:
     return str(tmp), "pc"
 
 
+def _step_rate(cfg, body, batches, bf16: bool, steps: int) -> tuple[float, float]:
+    """samples/s of full training steps (forward, criterion, backward, AdamW) after 2 warm-up steps: the
+    median step and the fastest step (the better estimate of the uncontended speed on a shared machine)."""
+    from jotr.engine.trainer import TrainStep
+    from jotr.losses.criterion import Criterion
+    from jotr.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model(cfg, body=body, pretrained=False).train()
+    crit = Criterion(cfg.loss, body, cfg.model)
+    opt = torch.optim.AdamW(list(net.parameters()) + crit.weight_parameters(), lr=1e-4)
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+    step = TrainStep(net, crit, autocast)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(steps + 2):
+        batch = batches[i % len(batches)]
+        t0 = time.perf_counter()
+        loss, _ = step(batch.inputs, batch.targets, gen, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.total.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    batch_size = batches[0].inputs.image.shape[0]
+    return batch_size / times[len(times) // 2], batch_size / times[0]
+
+
+def grid(args) -> int:
+    """samples/s of the training step per (backbone, input size, dtype, channels-last)."""
+    from jotr.body import build_body_model
+    from jotr.config import load_config, merge_config
+    from jotr.data.dataset import build_dataset, make_loader
+    from jotr.engine.precision import bf16_matmul_speedup, use_cpu_bf16
+
+    rows = []
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        root, split = _data(args.data, args.split, Path(tmp))
+        base = load_config("synthetic_small")
+        spec = [{"name": "synthetic", "root": root, "split": split, "options": {"targets_only": False}}]
+        base = merge_config(base, {"data": {"train_3d": spec}, "train": {"batch_size": args.batch}})
+        body = build_body_model(base.body)
+        for size in [int(x) for x in args.sizes.split(",")]:
+            hm = size // 4
+            sized = merge_config(
+                base, {"model": {"input_size": size, "heatmap_size": hm, "heatmap_sigma": 1.25 * hm / 32}}
+            )
+            ds = build_dataset(sized.data.train_3d[0], sized, train=True, body_models={body.name: body})
+            loader = make_loader(ds, batch_size=args.batch, train=True, num_workers=0, drop_last=True)
+            batches = [b for _, b in zip(range(3), loader)]
+            for backbone in args.backbones.split(","):
+                name, _, stride = backbone.partition("/")
+                for cl in args.channels_last.split(","):
+                    model = {
+                        "backbone": name,
+                        "feature_stride": int(stride or 32),
+                        "channels_last": cl == "on",
+                    }
+                    cfg = merge_config(sized, {"model": model})
+                    for dtype in args.dtypes.split(","):
+                        rate, best = _step_rate(cfg, body, batches, dtype == "bf16", args.steps)
+                        row = {"backbone": backbone, "size": size, "dtype": dtype, "channels_last": cl}
+                        rows.append(
+                            row | {"samples_per_s": round(rate, 2), "best_samples_per_s": round(best, 2)}
+                        )
+                        print(
+                            f"{backbone:22s} {size:4d} px  {dtype:5s} channels-last {cl:3s} "
+                            f"{rate:8.2f} samples/s (median step), {best:8.2f} (fastest step)"
+                        )
+    speedup = bf16_matmul_speedup()
+    result = {
+        "bench": "train_loop_grid",
+        "batch": args.batch,
+        "threads": args.threads,
+        "load_avg_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "bf16_matmul_speedup": round(speedup, 3),
+        "auto_picks_bf16": use_cpu_bf16("auto"),
+        "rows": rows,
+    }
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="synthetic dataset folder (default: 6 scenes rendered into a temp folder)")
@@ -45,8 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=12, help="timed steps per mode (after 2 warm-up steps)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grid", action="store_true", help="time the step per backbone / size / dtype / layout")
+    ap.add_argument("--backbones", default="resnet18,efficientnet_lite0,efficientnet_lite0/16")
+    ap.add_argument("--sizes", default="64,96,128")
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--channels-last", default="on,off")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.grid:
+        return grid(args)
 
     from jotr.body import build_body_model
     from jotr.config import load_config, merge_config

@@ -190,3 +190,20 @@ def test_trained_network_error_rises_when_the_image_is_removed(tmp_path, body):
     removed = Evaluator(cfg, collate_fn=collate, perturbation=grey).evaluate_dataset(net, data, "p").mpjpe
     print(f"image dependence: MPJPE real {real:.1f} mm, image removed {removed:.1f} mm")
     assert removed > 1.5 * real, f"MPJPE real {real:.1f} mm, image removed {removed:.1f} mm"
+
+
+def test_v2_recipe_turns_the_input_corruptions_on_and_paper_configs_leave_them_off():
+    from jotr.config import load_config
+
+    v2 = load_config("synthetic_small_v2")
+    assert v2.model.backbone == "efficientnet_lite0" and v2.model.backbone_weights == "imagenet"
+    assert v2.model.keypoint_pathway_drop_prob > 0 and v2.model.keypoint_tokens
+    a = v2.data.augment
+    assert a.limb_drop_prob > 0 and a.neighbour_limb_prob > 0 and a.occluder_prob > 0
+    assert a.occluder_placement == "joints"
+    for name in ("paper_main", "paper_finetune", "synthetic_small"):
+        cfg = load_config(name)
+        a = cfg.data.augment
+        assert (a.limb_drop_prob, a.neighbour_limb_prob, cfg.model.keypoint_pathway_drop_prob) == (0, 0, 0)
+        assert a.occluder_placement == "uniform"
+    assert load_config("paper_main").model.backbone == "resnet50"

@@ -18,6 +18,8 @@ class ModelConfig:
     # side). ResNet: 32. EfficientNet-Lite0: 32 (1280 channels after the head convolution) or 16 (112
     # channels after block 10: 4x the tokens at the same input size).
     feature_stride: int = 32
+    # Convolutions on channels-last tensors (oneDNN's fast layout on CPUs); false = PyTorch's default layout.
+    channels_last: bool = True
     input_size: int = 256  # square crop, pixels
     heatmap_size: int = 64  # input-heatmap grid (= stem output resolution, input_size / 4)
     heatmap_sigma: float = 2.5  # Gaussian sigma in heatmap cells

@@ -106,8 +106,9 @@ class EfficientNetLite(nn.Module):
 
     stem_channels = LITE0_STAGES[1][3]  # 24 channels at stride 4
 
-    def __init__(self, feature_stride: int = 32) -> None:
+    def __init__(self, feature_stride: int = 32, channels_last: bool = True) -> None:
         super().__init__()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if feature_stride not in (16, 32):
             raise ValueError(f"EfficientNet-Lite feature_stride must be 16 or 32, got {feature_stride}")
         self.depth = "efficientnet_lite0"
@@ -144,8 +145,8 @@ class EfficientNetLite(nn.Module):
         return super().train(mode)
 
     def stem(self, x: Tensor) -> Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, 24, H/4, W/4), channels-last."""
-        x = ((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).contiguous(memory_format=torch.channels_last)
+        """(B, 3, H, W) RGB in [0, 1] -> (B, 24, H/4, W/4), channels-last unless built without."""
+        x = ((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).contiguous(memory_format=self.memory_format)
         x = _relu6(conv_bn(same_pad(x, 3, 2), self._conv_stem, self._bn0))
         for block in self._blocks[:STEM_BLOCKS]:
             x = block(x)

@@ -85,8 +85,11 @@ def drop_joints(valid: Tensor, prob: float, generator: torch.Generator | None) -
 class Pose2Feat(nn.Module):
     """Early fusion: concat stem features and joint heatmaps -> Conv3x3 -> BN -> ReLU (3DCrowdNet)."""
 
-    def __init__(self, in_channels: int, num_joints: int, out_channels: int = STEM_CHANNELS) -> None:
+    def __init__(
+        self, in_channels: int, num_joints: int, out_channels: int = STEM_CHANNELS, channels_last: bool = True
+    ) -> None:
         super().__init__()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.conv = nn.Conv2d(in_channels + num_joints, out_channels, 3, 1, 1)
         self.bn = nn.BatchNorm2d(out_channels)
         nn.init.normal_(self.conv.weight, std=0.001)
@@ -98,7 +101,7 @@ class Pose2Feat(nn.Module):
 
     def forward(self, feat: Tensor, heatmaps: Tensor) -> Tensor:
         """(B, C, h, w) stem features, (B, J, h, w) heatmaps -> (B, out, h, w)."""
-        x = torch.cat([feat, heatmaps.to(feat.dtype)], dim=1).contiguous(memory_format=torch.channels_last)
+        x = torch.cat([feat, heatmaps.to(feat.dtype)], dim=1).contiguous(memory_format=self.memory_format)
         return F.relu(conv_bn(x, self.conv, self.bn), inplace=True)
 
 
@@ -278,14 +281,14 @@ class JOTRNetwork(nn.Module):
             )
 
         self.backbone: ResNet | EfficientNetLite = (
-            EfficientNetLite(cfg.feature_stride)
+            EfficientNetLite(cfg.feature_stride, cfg.channels_last)
             if cfg.backbone == "efficientnet_lite0"
-            else ResNet(cfg.backbone)
+            else ResNet(cfg.backbone, cfg.channels_last)
         )
         self.feat_size = cfg.input_size // self.backbone.stride  # h = w of the backbone output
         c_feat = self.backbone.out_channels
         c_stem = self.backbone.stem_channels  # 64 (ResNet) or 24 (EfficientNet-Lite0) at stride 4
-        self.pose2feat = Pose2Feat(c_stem, cfg.num_input_joints, c_stem)
+        self.pose2feat = Pose2Feat(c_stem, cfg.num_input_joints, c_stem, cfg.channels_last)
         self.keypoint_encoder = (
             KeypointEncoder(cfg.num_input_joints, d, cfg.keypoint_mlp_dim) if cfg.keypoint_tokens else None
         )
