@@ -86,7 +86,7 @@ def grid(args) -> int:
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root, split = _data(args.data, args.split, Path(tmp))
-        base = load_config("synthetic_small")
+        base = load_config(args.config)
         spec = [{"name": "synthetic", "root": root, "split": split, "options": {"targets_only": False}}]
         base = merge_config(base, {"data": {"train_3d": spec}, "train": {"batch_size": args.batch}})
         body = build_body_model(base.body)
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=12, help="timed steps per mode (after 2 warm-up steps)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", default="synthetic_small", help="shipped config name or YAML (the recipe)")
     ap.add_argument("--grid", action="store_true", help="time the step per backbone / size / dtype / layout")
     ap.add_argument("--backbones", default="resnet18,efficientnet_lite0,efficientnet_lite0/16")
     ap.add_argument("--sizes", default="64,96,128")
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root, split = _data(args.data, args.split, Path(tmp))
-        cfg = load_config("synthetic_small")
+        cfg = load_config(args.config)
         spec = [{"name": "synthetic", "root": root, "split": split, "options": {"targets_only": False}}]
         cfg = merge_config(cfg, {"data": {"train_3d": spec}, "train": {"batch_size": args.batch}})
         body = build_body_model(cfg.body)
