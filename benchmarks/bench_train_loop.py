@@ -43,47 +43,49 @@ def _data(folder: str | None, split: str, tmp: Path) -> tuple[str, str]:
     return str(tmp), "pc"
 
 
-def _step_rate(cfg, body, batches, bf16: bool, steps: int) -> tuple[float, float]:
-    """samples/s of full training steps (forward, criterion, backward, AdamW) after 2 warm-up steps: the
-    median step and the fastest step (the better estimate of the uncontended speed on a shared machine)."""
-    from jotr.engine.trainer import TrainStep
-    from jotr.losses.criterion import Criterion
-    from jotr.models import build_model
+class _Stepper:
+    """One setting's network, criterion and optimiser; :meth:`run` times full training steps (forward,
+    criterion, backward, AdamW) and returns the seconds of each."""
 
-    torch.manual_seed(0)
-    net = build_model(cfg, body=body, pretrained=False).train()
-    crit = Criterion(cfg.loss, body, cfg.model)
-    opt = torch.optim.AdamW(list(net.parameters()) + crit.weight_parameters(), lr=1e-4)
+    def __init__(self, cfg, body, batches, bf16: bool) -> None:
+        from jotr.engine.trainer import TrainStep
+        from jotr.losses.criterion import Criterion
+        from jotr.models import build_model
 
-    def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        torch.manual_seed(0)
+        net = build_model(cfg, body=body, pretrained=False).train()
+        crit = Criterion(cfg.loss, body, cfg.model)
+        self.opt = torch.optim.AdamW(list(net.parameters()) + crit.weight_parameters(), lr=1e-4)
+        self.step = TrainStep(net, crit, lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16))
+        self.batches, self.gen, self.i = batches, torch.Generator().manual_seed(0), 0
 
-    step = TrainStep(net, crit, autocast)
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for i in range(steps + 2):
-        batch = batches[i % len(batches)]
-        t0 = time.perf_counter()
-        loss, _ = step(batch.inputs, batch.targets, gen, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.total.backward()
-        opt.step()
-        if i >= 2:
+    def run(self, steps: int) -> list[float]:
+        times = []
+        for _ in range(steps):
+            batch = self.batches[self.i % len(self.batches)]
+            self.i += 1
+            t0 = time.perf_counter()
+            loss, _ = self.step(batch.inputs, batch.targets, self.gen, self.gen)
+            self.opt.zero_grad(set_to_none=True)
+            loss.total.backward()
+            self.opt.step()
             times.append(time.perf_counter() - t0)
-    times.sort()
-    batch_size = batches[0].inputs.image.shape[0]
-    return batch_size / times[len(times) // 2], batch_size / times[0]
+        return times
 
 
 def grid(args) -> int:
-    """samples/s of the training step per (backbone, input size, dtype, channels-last)."""
+    """samples/s of the training step per (backbone, input size, dtype, channels-last).
+
+    The settings are timed round-robin, ``--passes`` times ``--steps`` steps each after 2 warm-up steps, so
+    that a change in the machine's load hits every setting alike; reported: the median step and the fastest
+    step of each setting (the fastest is the better estimate of the uncontended speed on a shared machine)."""
     from jotr.body import build_body_model
     from jotr.config import load_config, merge_config
     from jotr.data.dataset import build_dataset, make_loader
     from jotr.engine.precision import bf16_matmul_speedup, use_cpu_bf16
 
-    rows = []
     load_start = os.getloadavg()[0]
+    settings: list[tuple[dict, _Stepper]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root, split = _data(args.data, args.split, Path(tmp))
         base = load_config(args.config)
@@ -108,20 +110,30 @@ def grid(args) -> int:
                     }
                     cfg = merge_config(sized, {"model": model})
                     for dtype in args.dtypes.split(","):
-                        rate, best = _step_rate(cfg, body, batches, dtype == "bf16", args.steps)
                         row = {"backbone": backbone, "size": size, "dtype": dtype, "channels_last": cl}
-                        rows.append(
-                            row | {"samples_per_s": round(rate, 2), "best_samples_per_s": round(best, 2)}
-                        )
-                        print(
-                            f"{backbone:22s} {size:4d} px  {dtype:5s} channels-last {cl:3s} "
-                            f"{rate:8.2f} samples/s (median step), {best:8.2f} (fastest step)"
-                        )
+                        stepper = _Stepper(cfg, body, batches, dtype == "bf16")
+                        stepper.run(2)  # warm-up (oneDNN kernel selection, allocator)
+                        settings.append((row, stepper))
+    times: list[list[float]] = [[] for _ in settings]
+    for _ in range(args.passes):
+        for k, (_, stepper) in enumerate(settings):
+            times[k] += stepper.run(args.steps)
+    rows = []
+    for (row, _), t in zip(settings, times):
+        t = sorted(t)
+        rate, best = args.batch / t[len(t) // 2], args.batch / t[0]
+        rows.append(row | {"samples_per_s": round(rate, 2), "best_samples_per_s": round(best, 2)})
+        print(
+            f"{row['backbone']:22s} {row['size']:4d} px  {row['dtype']:5s} channels-last "
+            f"{row['channels_last']:3s} {rate:8.2f} samples/s (median step), {best:8.2f} (fastest step)"
+        )
     speedup = bf16_matmul_speedup()
     result = {
         "bench": "train_loop_grid",
         "batch": args.batch,
         "threads": args.threads,
+        "passes": args.passes,
+        "steps_per_pass": args.steps,
         "load_avg_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "bf16_matmul_speedup": round(speedup, 3),
         "auto_picks_bf16": use_cpu_bf16("auto"),
@@ -144,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="64,96,128")
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--channels-last", default="on,off")
+    ap.add_argument("--passes", type=int, default=3, help="--grid: round-robin passes over the settings")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.grid:

@@ -84,6 +84,8 @@ def test_config_checks_the_feature_stride():
         ModelConfig(backbone="resnet18", feature_stride=16)
     with pytest.raises(ValueError, match="feature_stride"):
         ModelConfig(backbone="efficientnet_lite0", feature_stride=8)
+    with pytest.raises(ValueError, match="keypoint_tokens"):
+        ModelConfig(keypoint_pathway_drop_prob=0.5)
 
 
 @pytest.mark.parametrize("stride", [32, 16])
@@ -109,3 +111,27 @@ def test_jotr_with_efficientnet_forward_backward(toy_body, stride):
     grads = [p.grad for p in net.backbone.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_onnx_export_with_efficientnet(tmp_path):
+    """The v2 backbone (TF "SAME" padding, ReLU6, depthwise convolutions) exports and matches PyTorch."""
+    ort = pytest.importorskip("onnxruntime")
+    from jotr.cli import main
+    from jotr.config import JOTRConfig, merge_config
+    from jotr.engine.checkpoint import save_checkpoint
+    from jotr.inference.onnx_export import INPUT_NAMES, InferenceNetwork, example_inputs
+    from jotr.models import build_model
+
+    torch.manual_seed(0)
+    model_cfg = TINY_MODEL | {"backbone": "efficientnet_lite0", "feature_stride": 16}
+    cfg = merge_config(JOTRConfig(), {"body": {"kind": "toy"}, "model": model_cfg})
+    model = build_model(cfg, pretrained=False).eval()
+    ckpt = save_checkpoint(tmp_path / "eff.pt", model=model, cfg=cfg, step=0, rng=False, commit="test")
+    assert main(["export-onnx", str(ckpt), str(tmp_path / "eff.onnx")]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "eff.onnx"), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(cfg.model, batch=3, seed=1)
+    got = sess.run(None, {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})
+    with torch.no_grad():
+        ref = InferenceNetwork(model).eval()(*inputs)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r.numpy(), atol=1e-4, rtol=0)

@@ -99,6 +99,8 @@ class ModelConfig:
             raise ValueError(
                 f"model.keypoint_pathway_drop_prob must be in [0, 1), got {self.keypoint_pathway_drop_prob}"
             )
+        if self.keypoint_pathway_drop_prob > 0 and not self.keypoint_tokens:
+            raise ValueError("model.keypoint_pathway_drop_prob needs model.keypoint_tokens: true")
         if not 0.0 <= self.joint_mask_prob < 1.0:
             raise ValueError(f"model.joint_mask_prob must be in [0, 1), got {self.joint_mask_prob}")
         if not 0.0 < self.depth_exponent_min <= self.depth_exponent_max:
