@@ -207,3 +207,10 @@ def test_v2_recipe_turns_the_input_corruptions_on_and_paper_configs_leave_them_o
         assert (a.limb_drop_prob, a.neighbour_limb_prob, cfg.model.keypoint_pathway_drop_prob) == (0, 0, 0)
         assert a.occluder_placement == "uniform"
     assert load_config("paper_main").model.backbone == "resnet50"
+
+
+def test_cli_checks_the_limb_count_before_any_work(tmp_path, capsys):
+    from jotr.cli import main
+
+    code = main(["eval", "--checkpoint", str(tmp_path / "none.pt"), "--withhold-limbs", "5"])
+    assert code == 2 and "--withhold-limbs must be 0..4" in capsys.readouterr().err

@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jotr.errors import InputError
+    from jotr.evaluation.perturb import InputPerturbation
+
+    if not 0 <= args.withhold_limbs <= 4:
+        raise InputError(f"--withhold-limbs must be 0..4 (limbs of a person), got {args.withhold_limbs}")
     from jotr.config import load_config, merge_config, parse_override
     from jotr.engine.checkpoint import checkpoint_config, load_checkpoint
     from jotr.engine.distributed import launched_rank
@@ -80,11 +85,6 @@ def run(args: argparse.Namespace) -> int:
     from jotr.engine.distributed import resolve_device
 
     resolve_device(cfg.train.device)  # InputError for a bogus device / CUDA without CUDA, before any work
-    from jotr.errors import InputError
-    from jotr.evaluation.perturb import InputPerturbation
-
-    if not 0 <= args.withhold_limbs <= 4:
-        raise InputError(f"--withhold-limbs must be 0..4 (limbs of a person), got {args.withhold_limbs}")
     perturbation = InputPerturbation(
         image=args.image,
         withhold_limbs=args.withhold_limbs > 0,
