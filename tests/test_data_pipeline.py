@@ -359,3 +359,45 @@ def test_real_occluders_change_the_crop_only(tmp_path, body):
     assert 0.01 < float(changed.float().mean()) < 0.9
     for key in ("joints_hm", "joints_trunc", "joints_cam", "crop_to_img"):
         assert torch.equal(occl[key], plain[key])
+
+
+# ------------------------------------------------------------------------- input corruption (issue 22)
+
+
+def test_limb_drop_and_neighbour_limb_change_the_input_only(tmp_path, body):
+    from jotr.body.joint_sets import limb_indices
+
+    rec = body_record(tmp_path, body, np.random.default_rng(11))
+    rec.input_keypoints = np.concatenate([rec.joints_img, np.full((30, 1), 0.9)], 1)
+    other = rec.joints_img + np.array([6.0, 3.0])  # a neighbour standing next to the person
+    rec.extra["others_img"] = [np.concatenate([other, np.ones((30, 1))], 1)]
+    plain = SamplePipeline(make_cfg(), train=True)(rec, np.random.default_rng(0))
+    dropped = SamplePipeline(make_cfg(limb_drop_prob=1.0), train=True)(rec, np.random.default_rng(0))
+    limbs = sorted(j for limb in limb_indices("jotr30") for j in limb)
+    assert dropped["keypoints_valid"][limbs].sum() == 0 and plain["keypoints_valid"][limbs].sum() == 16
+    torso = [j for j in range(30) if j not in limbs]
+    assert torch.equal(dropped["keypoints_valid"][torso], plain["keypoints_valid"][torso])
+    swapped = SamplePipeline(make_cfg(neighbour_limb_prob=1.0), train=True)(rec, np.random.default_rng(0))
+    moved = (swapped["keypoints_hm"] - plain["keypoints_hm"]).abs().sum(-1) > 1e-4  # (30,)
+    assert any(set(torch.nonzero(moved).flatten().tolist()) == set(limb) for limb in limb_indices("jotr30"))
+    inside = moved & (swapped["keypoints_valid"] > 0)  # (a donor joint outside the crop is not an input)
+    shift = (swapped["keypoints_hm"] - plain["keypoints_hm"])[inside].numpy()  # the neighbour's offset
+    assert len(shift) >= 2
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:1], shift.shape), atol=1e-4)
+    np.testing.assert_allclose(shift[0, 0], 2 * shift[0, 1], rtol=1e-3)
+    for s in (dropped, swapped):
+        for key in ("image", "joints_hm", "joints_cam", "pose_aa", "shape", "joints_valid"):
+            assert torch.equal(s[key], plain[key]), key
+
+
+def test_occluders_at_joints_hide_their_keypoints(tmp_path, body):
+    rec = body_record(tmp_path, body, np.random.default_rng(12))
+    rec.input_keypoints = np.concatenate([rec.joints_img, np.full((30, 1), 0.9)], 1)
+    cfg = make_cfg(occluder_prob=1.0, occluder_placement="joints")
+    hidden = 0
+    for seed in range(6):
+        s = SamplePipeline(cfg, train=True)(rec, np.random.default_rng(seed))
+        hidden += int(30 - s["keypoints_valid"].sum())
+    assert hidden >= 6, "occluders centred on joints should hide some keypoints"
+    with pytest.raises(ValueError, match="limb_drop_prob"):
+        make_cfg(limb_drop_prob=1.5)

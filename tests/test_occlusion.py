@@ -92,3 +92,13 @@ def test_errors(tmp_path):
         paste_occluders(image.astype(np.float32), joints, np.random.default_rng(0))
     with pytest.raises(InputError, match="joints"):
         paste_occluders(image, joints[:17], np.random.default_rng(0))
+
+
+def test_occluders_aimed_at_points_cover_them():
+    image, joints = _crop_and_joints(3)
+    hits = 0
+    for seed in range(20):
+        target = joints[seed % 30 : seed % 30 + 1]
+        _, covered = paste_occluders(image, joints, np.random.default_rng(seed), num=(1, 1), at=target)
+        hits += bool(covered[seed % 30])
+    assert hits >= 12, f"an occluder aimed at a joint covered it {hits} of 20 times"

@@ -50,6 +50,7 @@ log = logging.getLogger("learning")
 
 METRICS = ("mpjpe", "pa_mpjpe", "pve")
 REFERENCE = "rest_pose"  # the constant rest pose (no training): a model that does not beat it learned nothing
+LIMBS_WITHHELD = 2  # of 4 limbs per test person in the "limbs withheld" row (jotr.evaluation.perturb)
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -347,20 +348,35 @@ def _num_parameters(cfg) -> int:
 
 
 def _evaluate_net(cfg, net) -> dict[str, Any]:
-    """Metrics of ``net`` on every test split of ``cfg``, with per-sample errors and visible fractions."""
+    """Metrics of ``net`` on every test split of ``cfg``, with per-sample errors and visible fractions, and
+    the image-dependence rows (normal / image removed / limbs withheld, jotr.evaluation.perturb). The
+    keypoint lifter never sees the image: its "image removed" row is its normal row by construction (copied,
+    marked)."""
     from jotr.data.config import dataset_label
     from jotr.data.dataset import build_dataset
-    from jotr.evaluation.evaluator import Evaluator
+    from jotr.evaluation.evaluator import image_dependence
 
     net.eval()
-    evaluator = Evaluator(cfg, device=next(net.parameters()).device)
+    device = next(net.parameters()).device
+    image_free = cfg.model.architecture == "keypoint_lifter"
     out = {}
     for spec in cfg.data.test:
         ds = build_dataset(spec, cfg, train=False, body_models={net.body.name: net.body})
         label = dataset_label(spec)
-        m = evaluator.evaluate_dataset(net, ds, label)
+        modes = ("normal", "limbs_withheld") if image_free else ("normal", "image_removed", "limbs_withheld")
+        rows = image_dependence(
+            cfg, net, ds, label, num_limbs=LIMBS_WITHHELD, seed=0, device=device, modes=modes
+        )
+        m = rows["normal"]
         s = m.samples
+        dependence = {
+            mode: {"mpjpe": r.mpjpe, "pa_mpjpe": r.pa_mpjpe, "withheld_mpjpe": r.withheld_mpjpe}
+            for mode, r in rows.items()
+        }
+        if image_free:
+            dependence["image_removed"] = dict(dependence["normal"], by_construction=True)
         out[spec.split] = {
+            "image_dependence": {k: dependence[k] for k in ("normal", "image_removed", "limbs_withheld")},
             "num_samples": m.num_samples,
             **{k: float(getattr(m, k)) for k in METRICS},
             "samples": {
@@ -420,6 +436,39 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
         steps = str(r.get("steps", "-"))
         sps = f"{r['samples_per_s']:.1f}" if "samples_per_s" in r else "-"
         lines.append(f"| {r['label']} | {steps} | {sps} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def image_dependence_table(runs: list[dict[str, Any]]) -> str:
+    """Pooled over the test splits: rows normal / image removed / limbs withheld per model."""
+    lines = [
+        "| model | inputs | MPJPE | PA-MPJPE | withheld-limb joints | MPJPE vs normal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        if not all("image_dependence" in t for t in r["test"].values()):
+            continue
+        n = {s: t["num_samples"] for s, t in r["test"].items()}
+
+        def pooled(mode: str, metric: str, r=r, n=n) -> float:
+            vals = [(t["image_dependence"][mode][metric], n[s]) for s, t in r["test"].items()]
+            return float(sum(v * k for v, k in vals) / max(sum(k for _, k in vals), 1))
+
+        base = pooled("normal", "mpjpe")
+        for mode, name in (
+            ("normal", "normal"),
+            ("image_removed", "image removed"),
+            ("limbs_withheld", "limbs withheld"),
+        ):
+            by_construction = any(
+                t["image_dependence"][mode].get("by_construction") for t in r["test"].values()
+            )
+            mp = pooled(mode, "mpjpe")
+            change = "= normal (no image input)" if by_construction else f"{100 * (mp - base) / base:+.1f} %"
+            lines.append(
+                f"| {r['label']} | {name} | {mp:.1f} | {pooled(mode, 'pa_mpjpe'):.1f} | "
+                f"{pooled(mode, 'withheld_mpjpe'):.1f} | {change} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -511,7 +560,12 @@ def report(lcfg: LearningConfig) -> dict[str, Path]:
     vis = visibility_rows(everything, EvalConfig().visibility_bins)
     slim = [
         {k: v for k, v in r.items() if k != "test"}
-        | {"test": {s: {k: t[k] for k in ("num_samples", *METRICS)} for s, t in r["test"].items()}}
+        | {
+            "test": {
+                s: {k: t[k] for k in ("num_samples", *METRICS, "image_dependence") if k in t}
+                for s, t in r["test"].items()
+            }
+        }
         for r in everything
     ]
     files = {
@@ -523,7 +577,13 @@ def report(lcfg: LearningConfig) -> dict[str, Path]:
         files["json"],
         json.dumps({"config": dataclasses.asdict(lcfg), "runs": slim, "by_visibility": vis}, indent=1) + "\n",
     )
-    atomic_write_text(files["table"], markdown_table(everything))
+    atomic_write_text(
+        files["table"],
+        markdown_table(everything)
+        + f"\nImage dependence (pooled test splits; {LIMBS_WITHHELD} of 4 limbs withheld per person; "
+        "'withheld-limb joints' = MPJPE over those limbs' joints, with their keypoints given in the normal "
+        "row):\n\n" + image_dependence_table(runs),
+    )
     lines = ["model,visible_low,visible_high,count," + ",".join(METRICS)]
     lines += [
         f"{r['model']},{r['visible_low']},{r['visible_high']},{r['count']},"

@@ -82,6 +82,18 @@ BODY25 = JointSet("body25", (
 ))
 # fmt: on
 
+# Limbs as a detector loses them behind an occluder: a whole side of the arm (shoulder, elbow, wrist, hand)
+# or of the leg (hip, knee, ankle, foot). Used by the evaluation's "limbs withheld" mode and the training-time
+# limb masking; :func:`limb_indices` gives the members present in a joint set.
+LIMBS: dict[str, tuple[str, ...]] = {
+    "left_arm": ("L_Shoulder", "L_Elbow", "L_Wrist", "L_Hand"),
+    "right_arm": ("R_Shoulder", "R_Elbow", "R_Wrist", "R_Hand"),
+    "left_leg": ("L_Hip", "L_Knee", "L_Ankle", "L_Foot"),
+    "right_leg": ("R_Hip", "R_Knee", "R_Ankle", "R_Foot"),
+}
+LIMB_NAMES: tuple[str, ...] = tuple(LIMBS)
+
+
 JOINT_SETS: dict[str, JointSet] = {
     s.name: s for s in (SMPL24, JOTR30, JOTR15, H36M17, COCO17, OPENPOSE18, BODY25)
 }
@@ -98,3 +110,9 @@ def mapping(src: str, dst: str) -> tuple[tuple[int, int], ...]:
     """Pairs (i_src, i_dst) of joints with the same name in two sets."""
     a, b = get_joint_set(src), get_joint_set(dst)
     return tuple((i, b.names.index(n)) for i, n in enumerate(a.names) if n in b.names)
+
+
+def limb_indices(joint_set: str) -> tuple[tuple[int, ...], ...]:
+    """For each limb of :data:`LIMBS` (in order), the indices of its joints present in ``joint_set``."""
+    names = get_joint_set(joint_set).names
+    return tuple(tuple(names.index(n) for n in LIMBS[limb] if n in names) for limb in LIMB_NAMES)

@@ -36,6 +36,21 @@ class AugmentConfig:
     # made like test and inference crops (people cut by the frame included; CPU recipe, issue 14).
     train_box: Literal["gt", "keypoints"] = "gt"
     box_shift: float = 0.0  # training: random crop-centre shift, N(0, 1) clipped at 2, times box side
+    # Where occluders go: "uniform" in the central 3/4 of the crop (3DCrowdNet's recipe) or centred on a
+    # random visible joint of the person ("joints", issue 22). Covered joints lose their input keypoint.
+    occluder_placement: Literal["uniform", "joints"] = "uniform"
+    # Input-keypoint corruption that only the image can undo (issue 22, jotr.data.keypoint_aug; the targets
+    # are unchanged): each limb (arm = shoulder/elbow/wrist/hand, leg = hip/knee/ankle/foot of one side)
+    # loses all its input keypoints with limb_drop_prob; with neighbour_limb_prob one limb is replaced by
+    # that limb of another person of the image (when the record has one).
+    limb_drop_prob: float = 0.0
+    neighbour_limb_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("occluder_prob", "limb_drop_prob", "neighbour_limb_prob", "flip_prob", "rot_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"data.augment.{name} must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)

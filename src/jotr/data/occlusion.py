@@ -4,8 +4,9 @@ Occluders are either generated (random polygons, ellipses, rectangles and blobs 
 or noise textures and soft edges) or RGBA cut-outs (``*.png`` with an alpha channel, e.g. objects segmented
 from PASCAL VOC as in 3DCrowdNet's unused ``occluder.py``) read from a user folder. Placement follows that
 recipe: an occluder's long side is U(0.2, 0.5) of the crop's short side and its centre is uniform in the
-central 3/4 of the crop. A joint is *covered* when it lies inside the crop and the pasted alpha at its pixel
-is above 0.5.
+central 3/4 of the crop -- or, with ``at`` (issue 22), a random one of the given points (the person's joints)
+plus N(0, (0.15 x long side)^2) per axis, so that the occluders hide body parts. A joint is *covered* when
+it lies inside the crop and the pasted alpha at its pixel is above 0.5.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def paste_occluders(
     *,
     num: tuple[int, int] = (1, 3),
     occluder_dir: str | None = None,
+    at: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste ``U{num[0]..num[1]}`` occluders on a crop.
 
@@ -141,6 +143,8 @@ def paste_occluders(
         rng: the only source of randomness.
         num: inclusive range of the number of occluders.
         occluder_dir: folder of RGBA ``*.png`` cut-outs; None = generated occluders.
+        at: (K, 2) candidate centres (crop pixels, K >= 1), e.g. the person's valid joints; None = uniform in
+            the central 3/4 of the crop.
 
     Returns:
         The new (H, W, 3) uint8 image (the input is not modified) and a (30,) bool array: joints now covered.
@@ -154,6 +158,11 @@ def paste_occluders(
     lo, hi = int(num[0]), int(num[1])
     if lo < 0 or hi < lo:
         raise InputError(f"paste_occluders: num must be a range (lo, hi) with 0 <= lo <= hi, got {num}")
+    if at is not None:
+        at = np.asarray(at, dtype=np.float64).reshape(-1, 2)
+        at = at[np.isfinite(at).all(axis=1)]
+        if len(at) == 0:
+            at = None  # nothing to aim at: uniform placement
     cutouts = _load_cutouts(str(occluder_dir)) if occluder_dir is not None else None
     H, W = image.shape[:2]
     out = image.astype(np.float32)
@@ -164,7 +173,10 @@ def paste_occluders(
             rgba = _fit(rng, cutouts[int(rng.integers(len(cutouts)))], size)
         else:
             rgba = generate_occluder(rng, size)
-        cx, cy = rng.uniform(W / 8, 7 * W / 8), rng.uniform(H / 8, 7 * H / 8)
+        if at is None:
+            cx, cy = rng.uniform(W / 8, 7 * W / 8), rng.uniform(H / 8, 7 * H / 8)
+        else:
+            cx, cy = at[int(rng.integers(len(at)))] + rng.normal(0.0, 0.15 * size, 2)
         h, w = rgba.shape[:2]
         x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
         ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)

@@ -14,8 +14,10 @@ Steps (jotr-reference §3, §4):
    augmented pose/shape targets;
 5. the 2D-pose input: detector keypoints, or in training PoseFix-style corruption of the GT joints
    (:func:`jotr.data.posefix.corrupt_keypoints`) after optional occluders
-   (:func:`jotr.data.occlusion.paste_occluders`). A keypoint is valid if its confidence is > 0.05 and it lies
-   inside the crop.
+   (:func:`jotr.data.occlusion.paste_occluders`). In training, joints under a pasted occluder lose their
+   detector keypoint, and the input may lose whole limbs or take a neighbour's limb
+   (:mod:`jotr.data.keypoint_aug`; the targets are unchanged). A keypoint is valid if its confidence is
+   > 0.05 and it lies inside the crop.
 
 Every random draw comes from the ``rng`` argument.
 """
@@ -258,9 +260,12 @@ class SamplePipeline:
         if self.train and self.aug.occluder_prob > 0 and rng.random() < self.aug.occluder_prob:
             from jotr.data.occlusion import paste_occluders
 
-            crop, covered = paste_occluders(crop, gt_px, rng, occluder_dir=self.aug.occluder_dir)
+            aim = {"at": gt_px[gt_valid > 0]} if self.aug.occluder_placement == "joints" else {}
+            crop, covered = paste_occluders(crop, gt_px, rng, occluder_dir=self.aug.occluder_dir, **aim)
             covered = np.asarray(covered, dtype=bool)
         kps_px, kps_conf = self._input_keypoints(record, M, perm, gt_px, gt_valid, covered, rng)
+        if self.train:
+            kps_px, kps_conf = self._corrupt_input(record, M, perm, kps_px, kps_conf, covered, rng)
         kps_valid = (kps_conf > KEYPOINT_THRESHOLD) & self._in_crop(kps_px)
         kps_hm = np.where(kps_valid[:, None], self._to_hm(kps_px), 0.0)
 
@@ -304,12 +309,7 @@ class SamplePipeline:
             occluded = covered.copy()
             if record.extra.get("occluded") is not None:
                 occluded |= np.asarray(record.extra["occluded"], dtype=bool)[perm]
-            others = []
-            for other in record.extra.get("others_img", ()):
-                other = np.asarray(other, dtype=np.float64)
-                xy = apply_affine(other[:, :2], M)[perm]
-                xy[other[perm, 2] <= 0] = FAR_AWAY
-                others.append(xy)
+            others = self._others_px(record, M, perm)
             # a joint outside the original image gets no input keypoint, as from a real detector
             in_image = np.asarray(record.extra.get("in_image", np.ones(NUM_JOINTS, dtype=bool)), dtype=bool)
             out = corrupt_keypoints(
@@ -327,6 +327,32 @@ class SamplePipeline:
                 record.dataset,
             )
         return gt_px.copy(), gt_valid.copy()
+
+    def _others_px(self, record: PersonRecord, M: np.ndarray, perm: np.ndarray) -> list[np.ndarray]:
+        """The other annotated persons' (30, 2) joints in crop pixels (flip-permuted); unannotated or
+        outside-image joints at FAR_AWAY."""
+        out = []
+        for other in record.extra.get("others_img", ()):
+            other = np.asarray(other, dtype=np.float64)
+            xy = apply_affine(other[:, :2], M)[perm]
+            xy[other[perm, 2] <= 0] = FAR_AWAY
+            out.append(xy)
+        return out
+
+    def _corrupt_input(self, record, M, perm, kps_px, kps_conf, covered, rng):
+        """Training: detector-keypoint inputs lose the joints that pasted occluders cover; then a neighbour's
+        limb and whole-limb drops (``data.augment.neighbour_limb_prob`` / ``limb_drop_prob``,
+        :mod:`jotr.data.keypoint_aug`). Random numbers are drawn only for enabled options."""
+        from jotr.data import keypoint_aug as K
+
+        if covered.any() and not (self.aug.keypoint_noise and record.joints_img is not None):
+            kps_conf = np.where(covered, 0.0, kps_conf)  # (PoseFix inputs already treat them as occluded)
+        if self.aug.neighbour_limb_prob > 0 and rng.random() < self.aug.neighbour_limb_prob:
+            others = [o for o in self._others_px(record, M, perm) if self._in_crop(o).any()]
+            kps_px, kps_conf, _ = K.swap_in_neighbour_limb(kps_px, kps_conf, others, rng)
+        if self.aug.limb_drop_prob > 0:
+            kps_conf, _ = K.drop_limbs(kps_conf, rng, self.aug.limb_drop_prob)
+        return kps_px, kps_conf
 
     def _fit_targets(
         self, record: PersonRecord, M: np.ndarray, perm: np.ndarray, params: A.AugParams

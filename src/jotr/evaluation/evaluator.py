@@ -34,6 +34,8 @@ from jotr.engine import distributed as jd
 from jotr.engine.checkpoint import unwrap_model
 from jotr.errors import InputError
 from jotr.evaluation import metrics as M
+from jotr.evaluation.perturb import MODES, InputPerturbation, withheld_eval_joints
+from jotr.evaluation.perturb import apply as apply_perturbation
 from jotr.evaluation.results import (  # re-exported: the evaluator's public names
     EVAL_JOINT_NAMES,
     DatasetMetrics,
@@ -51,7 +53,9 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else math.nan
 
 
-def summarise(label: str, samples: SampleErrors, skipped: int, bins: Sequence[float]) -> DatasetMetrics:
+def summarise(
+    label: str, samples: SampleErrors, skipped: int, bins: Sequence[float], mode: str = "normal"
+) -> DatasetMetrics:
     """Dataset-level metrics from per-sample errors."""
     by_vis = []
     edges = list(bins)
@@ -84,14 +88,26 @@ def summarise(label: str, samples: SampleErrors, skipped: int, bins: Sequence[fl
         by_visibility=by_vis,
         samples=samples,
         num_nonfinite=int(np.isnan(samples.mpjpe).sum()),
+        mode=mode,
+        withheld_mpjpe=_mean(samples.joint_err[samples.withheld])
+        if samples.withheld is not None
+        else math.nan,
     )
 
 
 class Evaluator:
     """Computes the metrics of a model on datasets. Every rank of a process group calls the same methods."""
 
-    def __init__(self, cfg, device: torch.device | str | None = None, collate_fn=None) -> None:
+    def __init__(
+        self,
+        cfg,
+        device: torch.device | str | None = None,
+        collate_fn=None,
+        perturbation: InputPerturbation | None = None,
+    ) -> None:
         self.cfg = cfg
+        # input perturbation (image removed / limbs withheld, jotr.evaluation.perturb); None = normal inputs
+        self.perturbation = perturbation or InputPerturbation()
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._gt_bodies: dict[str, nn.Module] = {}
         if collate_fn is None:
@@ -114,8 +130,9 @@ class Evaluator:
         """Errors of one batch (samples with GT parameters) and the number skipped."""
         net = unwrap_model(model)
         body = net.body
+        inputs = apply_perturbation(batch.inputs, batch.meta.sample_id, self.perturbation)
         # parameters only (no body model inside, which would refuse NaN): the same values as forward()
-        out = net.predict(batch.inputs) if hasattr(net, "predict") else net(batch.inputs)
+        out = net.predict(inputs) if hasattr(net, "predict") else net(inputs)
         t = batch.targets
         keep = t.has_fit > 0.5
         n_skip = int((~keep).sum())
@@ -177,6 +194,7 @@ class Evaluator:
             joint_err=joint_err.cpu().double().numpy(),
             joint_err_pa=joint_err_pa.cpu().double().numpy(),
             visible_fraction=vis.cpu().double().numpy(),
+            withheld=withheld_eval_joints(ids, self.perturbation),
         )
         return res, n_skip
 
@@ -213,7 +231,9 @@ class Evaluator:
         total_skipped = sum(g[1] for g in gathered)
         if len(np.unique(samples.index)) != len(samples.index):
             raise RuntimeError(f"{label}: a sample was evaluated twice")
-        metrics = summarise(label, samples, total_skipped, self.cfg.eval.visibility_bins)
+        metrics = summarise(
+            label, samples, total_skipped, self.cfg.eval.visibility_bins, mode=self.perturbation.mode
+        )
         if total_skipped:
             logger.warning("%s: %d sample(s) without GT body parameters were skipped", label, total_skipped)
         if metrics.num_nonfinite:
@@ -225,6 +245,28 @@ class Evaluator:
                 metrics.num_samples,
             )
         return metrics
+
+
+def image_dependence(
+    cfg,
+    model: nn.Module,
+    dataset: Dataset,
+    label: str,
+    *,
+    num_limbs: int = 2,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    modes: Sequence[str] = MODES,
+    collate_fn=None,
+) -> dict[str, DatasetMetrics]:
+    """Metrics of ``model`` on ``dataset`` in each perturbation mode (normal / image removed / limbs
+    withheld, :mod:`jotr.evaluation.perturb`), the same limbs drawn for every mode."""
+    out = {}
+    for mode in modes:
+        p = InputPerturbation.for_mode(mode, num_limbs=num_limbs, seed=seed)
+        ev = Evaluator(cfg, device=device, collate_fn=collate_fn, perturbation=p)
+        out[mode] = ev.evaluate_dataset(model, dataset, label)
+    return out
 
 
 def parse_dataset_arg(text: str, cfg) -> Any:
@@ -261,13 +303,18 @@ def evaluate(
     out_dir: str | Path | None = None,
     write: bool = True,
     dataset_objects: Mapping[str, Dataset] | None = None,
+    perturbation: InputPerturbation | None = None,
+    with_image_dependence: bool = False,
 ) -> EvalResult:
     """Evaluate a checkpoint on datasets and write the report (rank 0).
 
     ``cfg`` supplies data, body-model files and evaluation settings; the network architecture always comes
     from the checkpoint (``cfg.model`` is replaced by the stored one). ``datasets``: DatasetSpecs or
     ``--dataset`` strings (default ``cfg.data.test``). ``dataset_objects`` evaluates ready-made datasets
-    (label -> Dataset).
+    (label -> Dataset). ``perturbation`` changes the inputs of the main evaluation (image removed / limbs
+    withheld, :mod:`jotr.evaluation.perturb`); ``with_image_dependence`` also evaluates every dataset in the
+    three modes normal / image removed / limbs withheld (``EvalResult.image_dependence``; the limb draw is
+    ``perturbation``'s ``num_limbs`` and ``seed``).
     Files (``out_dir``, default ``cfg.eval.out_dir``): ``metrics.json``, ``metrics.csv``, ``per_joint.csv``,
     ``by_visibility.csv``, ``per_sample_<dataset>.csv``, ``error_vs_visibility.png``, ``per_joint.png``.
     """
@@ -314,9 +361,18 @@ def evaluate(
                 objects[dataset_label(spec)] = build_dataset(
                     spec, cfg, train=False, body_models={data_body.name: data_body}
                 )
-        evaluator = Evaluator(cfg, device=info.device)
+        evaluator = Evaluator(cfg, device=info.device, perturbation=perturbation)
         results = {label: evaluator.evaluate_dataset(model, ds, label) for label, ds in objects.items()}
         result = EvalResult(datasets=results, checkpoint=str(checkpoint), step=int(ckpt.get("step", 0)))
+        if with_image_dependence:
+            p = evaluator.perturbation
+            reuse = p.mode == "normal"  # the main evaluation is the normal row
+            for label, ds in objects.items():
+                modes = [m for m in MODES if not (reuse and m == "normal")]
+                rows = image_dependence(
+                    cfg, model, ds, label, num_limbs=p.num_limbs, seed=p.seed, device=info.device, modes=modes
+                )
+                result.image_dependence[label] = ({"normal": results[label]} if reuse else {}) | rows
         if write and info.is_main:
             result.files = write_report(result, report_dir, save_per_sample=cfg.eval.save_per_sample)
         return result

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from jotr.evaluation.results import EVAL_JOINT_NAMES, EvalResult
-from jotr.evaluation.table import format_table  # re-exported (printed table)
+from jotr.evaluation.table import format_table, image_dependence_rows  # format_table re-exported
 from jotr.utils.io import atomic_save, atomic_write_text
 
 __all__ = ["format_table", "plot_per_joint", "plot_visibility", "write_report"]
@@ -36,6 +36,8 @@ def write_report(result: EvalResult, out_dir: Path, save_per_sample: bool = True
         "units": "mm",
         "datasets": {label: m.summary() for label, m in result.datasets.items()},
     }
+    if result.image_dependence:
+        payload["image_dependence"] = image_dependence_rows(result)
     files["json"] = out_dir / "metrics.json"
     atomic_write_text(files["json"], json.dumps(payload, indent=2, allow_nan=True) + "\n")
 
@@ -49,6 +51,12 @@ def write_report(result: EvalResult, out_dir: Path, save_per_sample: bool = True
     for label, m in result.datasets.items():
         for name, v in m.per_joint_mpjpe.items():
             joint_rows.append([label, name, v, m.per_joint_pa_mpjpe[name]])
+    if result.image_dependence:
+        keys = ["dataset", "mode", "num_samples", "mpjpe", "pa_mpjpe", "withheld_mpjpe", "mpjpe_change_pct"]
+        dep_rows = [keys] + [[r[k] for k in keys] for r in image_dependence_rows(result)]
+        files["image_dependence_csv"] = out_dir / "image_dependence.csv"
+        atomic_write_text(files["image_dependence_csv"], _csv(dep_rows))
+
     files["per_joint_csv"] = out_dir / "per_joint.csv"
     atomic_write_text(files["per_joint_csv"], _csv(joint_rows))
 

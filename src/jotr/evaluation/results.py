@@ -6,6 +6,7 @@ the text table (:mod:`jotr.evaluation.table`) read them. Units: mm.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ class SampleErrors:
     joint_err: np.ndarray  # (N, 14) mm, per evaluation joint, root-relative, no alignment
     joint_err_pa: np.ndarray  # (N, 14) mm, after Procrustes
     visible_fraction: np.ndarray  # (N,) in [0, 1], NaN = unknown
+    # (N, 14) bool, the evaluation joints of the limbs drawn for each sample (jotr.evaluation.perturb); their
+    # input keypoints are withheld in the "limbs withheld" mode. None: not drawn.
+    withheld: np.ndarray | None = None
 
     @staticmethod
     def concat(parts: Sequence[SampleErrors]) -> SampleErrors:
@@ -46,6 +50,9 @@ class SampleErrors:
             joint_err=np.concatenate([p.joint_err for p in parts]),
             joint_err_pa=np.concatenate([p.joint_err_pa for p in parts]),
             visible_fraction=np.concatenate([p.visible_fraction for p in parts]),
+            withheld=None
+            if any(p.withheld is None for p in parts)
+            else np.concatenate([p.withheld for p in parts]),
         )
         order = np.argsort(out.index, kind="stable")
         return out.select(order)
@@ -67,6 +74,7 @@ class SampleErrors:
             joint_err=self.joint_err[idx],
             joint_err_pa=self.joint_err_pa[idx],
             visible_fraction=self.visible_fraction[idx],
+            withheld=None if self.withheld is None else self.withheld[idx],
         )
 
     def __len__(self) -> int:
@@ -96,6 +104,8 @@ class DatasetMetrics:
     by_visibility: list[VisibilityBin]
     samples: SampleErrors | None = None
     num_nonfinite: int = 0  # samples whose prediction was NaN/inf (their errors, and so the means, are NaN)
+    mode: str = "normal"  # input perturbation (jotr.evaluation.perturb): normal | image_removed | ...
+    withheld_mpjpe: float = math.nan  # mm, mean error over the drawn limbs' evaluation joints (NaN: none)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly dict (no per-sample arrays)."""
@@ -110,6 +120,8 @@ class DatasetMetrics:
             "per_joint_mpjpe": self.per_joint_mpjpe,
             "per_joint_pa_mpjpe": self.per_joint_pa_mpjpe,
             "by_visibility": [vars(b) for b in self.by_visibility],
+            "mode": self.mode,
+            "withheld_mpjpe": self.withheld_mpjpe,
         }
 
 
@@ -119,6 +131,8 @@ class EvalResult:
     checkpoint: str | None = None
     step: int | None = None  # training step of the checkpoint
     files: dict[str, Path] = field(default_factory=dict)  # what was written (JSON, CSV, PNG)
+    # dataset label -> mode (normal / image_removed / limbs_withheld) -> metrics; empty unless requested
+    image_dependence: dict[str, dict[str, DatasetMetrics]] = field(default_factory=dict)
 
     def table(self) -> str:
         return format_table(self)

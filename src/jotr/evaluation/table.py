@@ -43,6 +43,8 @@ def format_table(result: EvalResult) -> str:
             )
     if len(vis_rows) > 1:
         lines += ["", "error vs visible fraction of the person:", _render(vis_rows)]
+    if result.image_dependence:
+        lines += ["", "image dependence (jotr.evaluation.perturb):", format_image_dependence(result)]
     if result.datasets:
         labels = list(result.datasets)
         joint_rows = [("joint (MPJPE)", *labels)]
@@ -50,6 +52,54 @@ def format_table(result: EvalResult) -> str:
             joint_rows.append((name, *(_fmt(result.datasets[lb].per_joint_mpjpe[name]) for lb in labels)))
         lines += ["", "per-joint error:", _render(joint_rows)]
     return "\n".join(lines)
+
+
+def image_dependence_rows(result: EvalResult) -> list[dict]:
+    """One row per dataset and mode: MPJPE, PA-MPJPE, withheld-joint MPJPE and the MPJPE change against
+    the normal row (%)."""
+    rows = []
+    for label, modes in result.image_dependence.items():
+        base = modes["normal"].mpjpe if "normal" in modes else math.nan
+        for mode, m in modes.items():
+            rows.append(
+                {
+                    "dataset": label,
+                    "mode": mode,
+                    "num_samples": m.num_samples,
+                    "mpjpe": m.mpjpe,
+                    "pa_mpjpe": m.pa_mpjpe,
+                    "withheld_mpjpe": m.withheld_mpjpe,
+                    "mpjpe_change_pct": 100.0 * (m.mpjpe - base) / base
+                    if base and base == base
+                    else math.nan,
+                }
+            )
+    return rows
+
+
+def format_image_dependence(result: EvalResult) -> str:
+    """Rows normal / image removed / limbs withheld per dataset."""
+    from jotr.evaluation.perturb import MODE_LABELS
+
+    rows = [("dataset", "inputs", "N", "MPJPE", "PA-MPJPE", "withheld joints", "MPJPE vs normal")]
+    for r in image_dependence_rows(result):
+        change = r["mpjpe_change_pct"]
+        rows.append(
+            (
+                r["dataset"],
+                MODE_LABELS.get(r["mode"], r["mode"]),
+                str(r["num_samples"]),
+                _fmt(r["mpjpe"]),
+                _fmt(r["pa_mpjpe"]),
+                _fmt(r["withheld_mpjpe"]),
+                "-" if math.isnan(change) else f"{change:+.1f} %",
+            )
+        )
+    note = (
+        "(mm; 'withheld joints' = MPJPE over the evaluation joints of the limbs drawn per person, whose "
+        "input keypoints are withheld in the 'limbs withheld' row; 'image removed' = constant grey crop)"
+    )
+    return _render(rows) + "\n" + note
 
 
 def _render(rows: list[tuple[str, ...]]) -> str:

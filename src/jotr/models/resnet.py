@@ -134,12 +134,16 @@ class ResNet(nn.Module):
     """Stem + four stages. ``stem``: (B, 3, H, W) -> (B, 64, H/4, W/4); ``stages``: (B, 64, H/4, W/4) ->
     (B, out_channels, H/32, W/32)."""
 
-    def __init__(self, depth: str = "resnet50") -> None:
+    stem_channels = STEM_CHANNELS  # channels at the Pose2Feat fusion point (stride 4)
+    stride = STRIDE  # input pixels per cell of the output
+
+    def __init__(self, depth: str = "resnet50", channels_last: bool = True) -> None:
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"unknown backbone {depth!r}; known: {sorted(RESNET_SPECS)}")
         block, layers = RESNET_SPECS[depth]
         self.depth = depth
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(STEM_CHANNELS)
         self.relu = nn.ReLU(inplace=True)
@@ -175,8 +179,9 @@ class ResNet(nn.Module):
         return super().train(mode)
 
     def stem(self, x: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, 64, H/4, W/4), channels-last memory format (faster oneDNN convolutions)."""
-        x = x.contiguous(memory_format=torch.channels_last)
+        """(B, 3, H, W) -> (B, 64, H/4, W/4), channels-last memory format (faster oneDNN convolutions) unless
+        built with ``channels_last=False``."""
+        x = x.contiguous(memory_format=self.memory_format)
         return self.maxpool(self.relu(conv_bn(x, self.conv1, self.bn1)))
 
     def stages(self, x: Tensor) -> Tensor:
