@@ -56,6 +56,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--images", "32", "--persons", "3", "--batch", "16", "--workers", "0", "2", "--epochs", "2"],
         ["--images", "4", "--persons", "1", "--batch", "2", "--workers", "0", "--epochs", "2"],
     ),
+    "memory": (
+        ["--model", "shipped", "--requests", "200", "--frames", "200", "--synth", "40"],
+        ["--model", "tiny", "--requests", "2", "--frames", "2", "--synth", "0"],
+    ),
 }
 # benchmarks that take --threads (the others run single-threaded torch or pick their own workers)
 TAKES_THREADS = {"body", "contrastive", "inference", "onnx", "train_step", "scaling", "train_loop"}
