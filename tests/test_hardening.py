@@ -606,30 +606,30 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_are_cleaned_and_live_ones_kept(tmp_path):
-    from jotr.utils.io import _HOST, clean_stale_temporaries
+    from jotr.utils.io import _HOST, MARKER, clean_stale_temporaries
 
     dead, live = _dead_pid(), os.getpid()
     names = {
-        f".last.pt.{_HOST}-{dead}.k2j4.tmp": True,  # killed writer on this machine
-        f".img.{_HOST}-{dead}.x8a.partial": True,  # killed demo (a folder)
-        f".img.{_HOST}-{dead}.y1b.old": True,
-        f".last.pt.{_HOST}-{live}.abcd.tmp": False,  # a live writer
-        f".last.pt.otherhost-{dead}.abcd.tmp": False,  # another machine: cannot tell
-        ".last.pt.q9w8e7r6.tmp": True,  # older jotr naming, 2 hours old
-        ".best.pt.a1b2c3d4.tmp": False,  # older naming, fresh
+        f".last.pt.jotr-{_HOST}-{dead}.k2j4.tmp": True,  # killed writer on this machine
+        f".img.jotr-{_HOST}-{dead}.x8a.partial": True,  # killed demo (a folder with jotr's marker)
+        f".img.jotr-{_HOST}-{dead}.y1b.old": True,
+        f".unmarked.jotr-{_HOST}-{dead}.y1b.old": False,  # a folder without the marker: not jotr's
+        f".last.pt.jotr-{_HOST}-{live}.abcd.tmp": False,  # a live writer
+        f".last.pt.jotr-otherhost-{dead}.abcd.tmp": False,  # another machine: cannot tell
+        f".last.pt.{_HOST}-{dead}.abcd.tmp": False,  # no jotr marker in the name
+        ".last.pt.q9w8e7r6.tmp": False,  # mkstemp-like name: could be anyone's
         ".hidden_user_file": False,
         "last.pt": False,
     }
-    old = time.time() - 7200
     for name in names:
         p = tmp_path / name
         if name.endswith((".partial", ".old")):
             p.mkdir()
             (p / "params.json").write_text("{}")
+            if not name.startswith(".unmarked"):
+                (p / MARKER).write_text("{}")
         else:
             p.write_text("x")
-        if name == ".last.pt.q9w8e7r6.tmp":
-            os.utime(p, (old, old))
     removed = {p.name for p in clean_stale_temporaries(tmp_path)}
     assert removed == {n for n, stale in names.items() if stale}
     assert {p.name for p in tmp_path.iterdir()} == {n for n, stale in names.items() if not stale}

@@ -49,7 +49,7 @@ def convert(
     if out.exists() and not force:
         raise InputError(f"output {out} exists (use --force to overwrite)")
     check_writable_file(out, "converted checkpoint")  # before reading the (large) official file
-    clean_stale_temporaries(out.parent)
+    clean_stale_temporaries(out.parent, name=out.name)  # only temporaries of this output file
     cfg = JOTRConfig(body=BodyConfig(kind="smpl"), model=official_model_config())
     try:
         for text in overrides:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise InputError(f"--tolerance must be a positive number, got {args.tolerance}")
     out = check_writable_file(args.out, "ONNX output file")  # before loading and exporting
-    clean_stale_temporaries(out.parent)
+    clean_stale_temporaries(out.parent, name=out.name)  # only temporaries of this output file
     model, cfg = load_model(args.checkpoint, device="cpu", overrides=args.overrides)
     report = export_onnx(
         model, cfg.model, args.out, opset=args.opset, check=not args.no_check, tolerance=args.tolerance
