@@ -43,12 +43,10 @@ def convert(
     from jotr.errors import CheckpointError, InputError
     from jotr.models.jotr import JOTRNetwork
     from jotr.models.official import convert_official_state, load_official_file, official_model_config
-    from jotr.utils.io import atomic_save, check_writable_file, clean_stale_temporaries
+    from jotr.utils.io import atomic_save, check_new_output, check_writable_file, clean_stale_temporaries
 
-    out = Path(out)
-    if out.exists() and not force:
-        raise InputError(f"output {out} exists (use --force to overwrite)")
-    check_writable_file(out, "converted checkpoint")  # before reading the (large) official file
+    out = check_writable_file(out, "converted checkpoint")  # before reading the (large) official file
+    check_new_output(out, "converted checkpoint", force=force)
     clean_stale_temporaries(out.parent, name=out.name)  # only temporaries of this output file
     cfg = JOTRConfig(body=BodyConfig(kind="smpl"), model=official_model_config())
     try:

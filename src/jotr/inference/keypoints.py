@@ -319,6 +319,11 @@ class KeypointSource:
             else:
                 self._by_key = parse_coco_keypoints(data, self.path, fmt)
 
+    @property
+    def single_image(self) -> bool:
+        """True for one OpenPose JSON file: it holds the people of one image only."""
+        return self._single is not None
+
     def for_image(self, image_path: str | Path) -> list[PersonKeypoints] | None:
         """The persons of one image, or None when the source has no entry for it."""
         image_path = Path(image_path)

@@ -42,6 +42,7 @@ from jotr.geometry.camera import VirtualCamera, project_points
 from jotr.geometry.coords import px_to_hm
 from jotr.geometry.rotations import rotmat_to_aa
 from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, as_float_array, to_jotr30
+from jotr.limits import MAX_FOCAL, MAX_PEOPLE_PER_IMAGE, MIN_FOCAL, PREDICT_CHUNK
 from jotr.structures import Inputs
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB; InputError naming the file if it is missing or corrupt."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"image not found: {path}")
+        raise InputError(f"image not found: {path}" if not path.exists() else f"{path} is not a regular file")
+    check_image_header(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
         img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -119,6 +121,34 @@ def load_image(path: str | Path) -> np.ndarray:
     if img is None:
         raise InputError(f"cannot read image {path}: not a valid image file (corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def check_image_header(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header (nothing decoded); InputError when the file or its pixel count
+    is over :mod:`jotr.limits` (a 1 MB PNG can claim 30000 x 30000 pixels = 2.7 GB decoded)."""
+    import PIL.Image
+
+    from jotr.limits import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS
+
+    size = path.stat().st_size
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise InputError(
+            f"image {path} is {size / 2**20:.0f} MiB; the limit is {MAX_IMAGE_FILE_BYTES // 2**20} MiB"
+        )
+    limit = f"the limit is {MAX_IMAGE_PIXELS / 1e6:g} Mpx"
+    try:
+        with PIL.Image.open(path) as im:
+            width, height = im.size
+    except PIL.Image.DecompressionBombError:  # PIL's own, higher limit (2x its MAX_IMAGE_PIXELS): over ours
+        pil = 2 * (PIL.Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise InputError(f"cannot read image {path}: more than {pil:.0f} Mpx; {limit}") from None
+    except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return 0, 0  # a format PIL cannot read: OpenCV decides (it has its own pixel limit)
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"cannot read image {path}: {width}x{height} = {width * height / 1e6:.0f} Mpx; {limit}"
+        )
+    return width, height
 
 
 def check_device(device: str | torch.device | None) -> torch.device | None:
@@ -157,8 +187,8 @@ def _intrinsics(
     cx, cy = default_pp
     if focal is not None:
         fx, fy = pair(focal, "focal")
-        if not (fx > 0 and fy > 0 and math.isfinite(fx) and math.isfinite(fy)):
-            raise InputError(f"{name}: focal must be positive and finite, got {focal!r}")
+        if not all(MIN_FOCAL <= f <= MAX_FOCAL for f in (fx, fy)):
+            raise InputError(f"{name}: focal must be in [{MIN_FOCAL:g}, {MAX_FOCAL:g}] pixels, got {focal!r}")
     if princpt is not None:
         pp = pair(princpt, "princpt")
         if np.asarray(princpt).size != 2 or not all(math.isfinite(v) for v in pp):
@@ -404,6 +434,11 @@ class JOTRPredictor:
         (fx, fy), (cx, cy) = _intrinsics(focal, princpt, *default_intrinsics(W, H), name)
         if isinstance(people, (str, bytes, Mapping, PersonInput)) or not hasattr(people, "__iter__"):
             raise InputError(f"{name}: people must be a list of persons, got {type(people).__name__}")
+        people = list(people)
+        if len(people) > MAX_PEOPLE_PER_IMAGE:
+            raise InputError(
+                f"{name}: {len(people)} people given; the limit is {MAX_PEOPLE_PER_IMAGE} per image"
+            )
 
         results: list[PersonResult] = []
         prepared: list[tuple[int, _Prepared]] = []
@@ -414,8 +449,9 @@ class JOTRPredictor:
             except InputError as exc:
                 logger.warning("%s", exc)
                 results.append(PersonResult(index=i, error=str(exc)))
-        if prepared:
-            results.extend(self._run(prepared, (fx, fy), (cx, cy)))
+        for start in range(0, len(prepared), PREDICT_CHUNK):  # bounded batch: bounded memory
+            for r in self._run(prepared[start : start + PREDICT_CHUNK], (fx, fy), (cx, cy)):
+                results.append(_refuse_non_finite(r, name))
         return sorted(results, key=lambda r: r.index)
 
     def _run(
@@ -487,6 +523,17 @@ class JOTRPredictor:
         joints = body.joints(out, "jotr30")
         root = joints[:, :1]
         return out.vertices - root + root_cam[:, None], joints - root + root_cam[:, None]
+
+
+def _refuse_non_finite(r: PersonResult, name: str) -> PersonResult:
+    """``r``, or an error result when any output is NaN/inf (broken weights, extreme inputs): never ok."""
+    arrays = ("pose_rotmat", "shape", "cam_t_crop", "translation", "vertices", "joints", "joints_img")
+    bad = [k for k in arrays if getattr(r, k) is not None and not np.isfinite(getattr(r, k)).all()]
+    if not bad:
+        return r
+    msg = f"{name}: person {r.index}: the network produced NaN/inf ({', '.join(bad)}); broken checkpoint?"
+    logger.warning("%s", msg)
+    return PersonResult(index=r.index, error=msg)
 
 
 def _fmt_box(box: np.ndarray) -> str:

@@ -4,14 +4,14 @@ Atomic writes: a temp file in the same folder, fsync, then rename; readers never
 created only to hold a file that then failed are removed again, so a failure leaves no empty output folders.
 
 Temporaries are named ``.<name>.jotr-<host>-<pid>.<random>.tmp`` (files) or ``....partial`` / ``....old``
-(staged folders, which also hold the :data:`MARKER` file). :func:`clean_stale_temporaries` removes only names of
-exactly that form whose writer (same host, that pid) no longer runs, and folders only when they hold the
+(staged folders, which also hold the :data:`MARKER` file). :func:`clean_stale_temporaries` removes only names
+of exactly that form whose writer (same host, that pid) no longer runs, and folders only when they hold the
 marker: a user's ``.bashrc.20240101.old`` or ``.mozilla.20231231.old/`` is never touched.
 
 Output policy (:func:`check_new_output`, :func:`mark_output`, :func:`unique_result_names`): every command
-refuses to replace an existing result (file or folder) unless ``--force`` (training: ``--resume``), and even
-with ``--force`` never replaces a folder that jotr did not create (one without the :data:`MARKER` file); result
-names are unique per input.
+refuses to replace an existing result (file or folder) unless ``--force`` (training: ``--resume``), and
+even with ``--force`` never replaces a folder that jotr did not create (one without the :data:`MARKER` file);
+result names are unique per input.
 
 :func:`check_writable_dir` / :func:`check_writable_file` let commands refuse an unusable output path (a file
 where a folder is needed, no permission, a read-only or virtual file system) before doing any work.
