@@ -212,3 +212,236 @@ def test_export_and_convert_refuse_an_existing_file(ckpt, tmp_path, capsys):
     code, _, err = _cli(["convert-official", official, existing], capsys)
     assert code == 2 and "already exists; pass --force" in err
     assert existing.read_bytes() == b"user's model"
+
+
+# ================================================================ 4. hangs, unbounded work, 6. one-liners
+
+YAML_BOMB = "\n".join(
+    [
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (YAML_BOMB, "anchors/aliases"),
+        ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+        (b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00binary", "not text"),
+        (b"train:\n  seed: 1\n\x00", "not text"),
+        ("base: &b {lr: 1}\ntrain:\n  <<: *b", "anchors/aliases"),
+        ("train: [unclosed\n  - x: {", "not valid YAML"),
+    ],
+    ids=["alias-bomb", "deep", "binary", "nul", "merge-key", "syntax"],
+)
+def test_bad_config_files_are_one_line_errors(tmp_path, text, match):
+    from jotr.config import load_config
+    from jotr.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config([str(path)])
+    assert "\n" not in str(info.value) and time.perf_counter() - start < 5.0
+
+
+def test_config_on_a_fifo_does_not_hang(tmp_path):
+    from jotr.config import load_config
+    from jotr.errors import ConfigError
+
+    fifo = tmp_path / "cfg.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config([str(fifo)])
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("model.nhead=0", "nhead must be >= 1"),
+        ("model.nhead=3", "divisible by nhead"),
+        ("model.dropout=2", "dropout must be in"),
+        ("model.focal_256=0", "focal_256 must be a positive"),
+        ("train.seed=99999999999999999999", "seed must be in"),
+        ("data.num_workers=-1", "num_workers must be >= 0"),
+        ("data.augment.rot_prob=5", "rot_prob must be in"),
+        ("data.augment.flip_prob=.nan", "flip_prob must be in"),
+        ("train.out_dir=''", "out_dir must be a folder name"),
+        ("data.ratio_3d=2", "ratio_3d must be in"),
+        ("train.lr_decay_epochs=&a [1, *a]", "anchors/aliases"),
+    ],
+)
+def test_config_ranges_are_checked(override, match):
+    from jotr.config import load_config
+    from jotr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(["synthetic_small"], [override])
+    assert "\n" not in str(info.value)
+
+
+def test_keypoint_files_must_be_small_regular_json(tmp_path):
+    from jotr.errors import InputError
+    from jotr.inference.keypoints import KeypointSource
+
+    fifo = tmp_path / "kp.json"
+    os.mkfifo(fifo)
+    for bad, match in ((fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file")):
+        with pytest.raises(InputError, match=match):
+            KeypointSource(bad)
+    huge_int = tmp_path / "int.json"
+    huge_int.write_text('{"people": [{"pose_keypoints_2d": [' + "9" * 5000 + "]}]}")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    for bad, match in ((huge_int, "5000 digits"), (deep, "nested too deeply")):
+        with pytest.raises(InputError, match=match) as info:
+            KeypointSource(bad)
+        assert "\n" not in str(info.value)
+
+
+def test_web_keypoint_payloads_are_one_line_errors(tmp_path):
+    from jotr.errors import InputError
+    from jotr.web.handlers import Limits, read_keypoints
+
+    cases = {
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "int.json": '[{"image_id": 1, "keypoints": [' + "1" * 5000 + "]}]",
+        "binary.json": "\udcff\udcfe".encode("utf-8", "surrogateescape").decode("latin-1"),
+        "nul.json": '{"people": [\x00]}',
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_bytes(text.encode("latin-1") if name == "binary.json" else text.encode())
+        with pytest.raises(InputError) as info:
+            read_keypoints(path, "auto", "a.png", Limits())
+        assert "\n" not in str(info.value), name
+
+
+@pytest.mark.parametrize(
+    "kw", [{"max_upload_mb": float("inf")}, {"timeout_s": float("nan")}, {"max_people": 0}, {"max_side": "1"}]
+)
+def test_web_limits_are_checked(kw):
+    from jotr.errors import InputError
+    from jotr.web.handlers import Limits
+
+    with pytest.raises(InputError, match="must be a positive finite number"):
+        Limits(**kw)
+
+
+@pytest.mark.parametrize(
+    "flag", [["--max-upload-mb", "inf"], ["--timeout", "nan"], ["--client-quota-mb", "-1"]]
+)
+def test_serve_refuses_bad_limits_before_loading(flag, capsys):
+    pytest.importorskip("gradio")
+    code, _, err = _cli(["serve", *flag], capsys)
+    assert code == 2 and "must be a positive finite number" in err and "Traceback" not in err
+
+
+def _asgi(guard, body: bytes, client: str = "1.2.3.4", path: str = "/gradio_api/upload") -> tuple[int, bytes]:
+    import asyncio
+
+    sent: list[dict] = []
+    chunks = [body[: len(body) // 2], body[len(body) // 2 :]]
+
+    async def receive():
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "client": (client, 5000),
+        "headers": [(b"content-length", str(len(body)).encode())],
+    }
+    asyncio.run(guard(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _multipart(filename: str, data: bytes) -> bytes:
+    return (
+        b'--XyZ\r\nContent-Disposition: form-data; name="files"; filename="' + filename.encode() + b'"\r\n'
+        b"Content-Type: application/json\r\n\r\n" + data + b"\r\n--XyZ--\r\n"
+    )
+
+
+def test_upload_guard_quota_and_unnamed_files():
+    from jotr.web.handlers import Limits, UploadGuard
+
+    seen: list[bytes] = []
+
+    async def app(scope, receive, send):  # stands in for gradio: echoes that the body arrived whole
+        message = await receive()
+        seen.append(message["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    now = [0.0]
+    guard = UploadGuard(
+        app, Limits(max_upload_mb=1, client_quota_mb=2, quota_window_s=60), clock=lambda: now[0]
+    )
+    body = _multipart("a.json", b"x" * 700_000)
+    assert _asgi(guard, body) == (200, b"ok") and seen[-1] == body
+    assert _asgi(guard, body)[0] == 200
+    status, text = _asgi(guard, body)  # third 0.7 MB upload: over 2 MB in the window
+    assert status == 429 and b"quota" in text
+    assert _asgi(guard, body, client="5.6.7.8")[0] == 200  # other clients are not affected
+    now[0] = 61.0
+    assert _asgi(guard, body)[0] == 200  # the window has passed
+    status, text = _asgi(guard, _multipart("", b"{}"))
+    assert status == 400 and b"no file name" in text
+    assert _asgi(guard, b"x" * 4_000_000)[0] == 413
+    assert len(seen) == 4
+
+
+def test_abandoned_server_folders_are_cleaned(tmp_path):
+    import json
+
+    from jotr.utils.io import _HOST, MARKER, clean_abandoned_temp_dirs
+
+    dead = _dead_pid()
+    folders = {
+        "jotr-serve-dead": {"created_by": "jotr", "host": _HOST, "pid": dead},
+        "jotr-serve-live": {"created_by": "jotr", "host": _HOST, "pid": os.getpid()},
+        "jotr-serve-other-host": {"created_by": "jotr", "host": "elsewhere", "pid": dead},
+        "jotr-serve-no-marker": None,
+    }
+    for name, owner in folders.items():
+        (tmp_path / name / "uploads").mkdir(parents=True)
+        if owner is not None:
+            (tmp_path / name / MARKER).write_text(json.dumps(owner))
+    removed = clean_abandoned_temp_dirs("jotr-serve-", tmp_path)
+    assert [p.name for p in removed] == ["jotr-serve-dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(folders) - {"jotr-serve-dead"})
+
+
+def test_predictor_limits_people_focal_and_non_finite(tiny):
+    import numpy as np
+    import torch
+
+    from jotr.errors import InputError
+    from jotr.inference.predictor import JOTRPredictor
+
+    cfg, model = tiny
+    predictor = JOTRPredictor(model, cfg)
+    image = np.full((100, 120, 3), 90, np.uint8)
+    person = np.array([[40 + 2 * j, 20 + 4 * j, 0.9] for j in range(17)])
+    with pytest.raises(InputError, match="65 people given; the limit is 64"):
+        predictor.predict(image, [person] * 65)
+    for focal in (1e30, 1e-300, float("nan")):
+        with pytest.raises(InputError, match="focal must be in"):
+            predictor.predict(image, [person], focal=focal)
+    results = predictor.predict(image, [person] * 20)  # more than one network batch (chunks of 16)
+    assert len(results) == 20 and all(r.ok for r in results)
+    broken = JOTRPredictor(__import__("copy").deepcopy(model), cfg)
+    with torch.no_grad():
+        for p in broken.model.parameters():
+            p.fill_(float("nan"))
+    results = broken.predict(image, [person])
+    assert not results[0].ok and "NaN" in results[0].error

@@ -450,8 +450,13 @@ class JOTRPredictor:
                 logger.warning("%s", exc)
                 results.append(PersonResult(index=i, error=str(exc)))
         for start in range(0, len(prepared), PREDICT_CHUNK):  # bounded batch: bounded memory
-            for r in self._run(prepared[start : start + PREDICT_CHUNK], (fx, fy), (cx, cy)):
-                results.append(_refuse_non_finite(r, name))
+            chunk = prepared[start : start + PREDICT_CHUNK]
+            try:
+                done = [_refuse_non_finite(r, name) for r in self._run(chunk, (fx, fy), (cx, cy))]
+            except InputError as exc:  # e.g. the body model refusing NaN parameters of broken weights
+                logger.warning("%s", exc)
+                done = [PersonResult(index=i, error=f"{name}: person {i}: {exc}") for i, _ in chunk]
+            results.extend(done)
         return sorted(results, key=lambda r: r.index)
 
     def _run(

@@ -174,6 +174,41 @@ def clean_stale_temporaries(folder: str | Path, name: str | None = None) -> list
     return removed
 
 
+def make_owned_temp_dir(prefix: str) -> Path:
+    """A new folder in the system temp folder that records its owner (host, pid) in the :data:`MARKER` file,
+    so that :func:`clean_abandoned_temp_dirs` can remove it after the owner was killed (SIGKILL skips the
+    owner's own clean-up)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / MARKER).write_text(json.dumps({"created_by": "jotr", "host": _HOST, "pid": os.getpid()}) + "\n")
+    return root
+
+
+def clean_abandoned_temp_dirs(prefix: str, parent: str | Path | None = None) -> list[Path]:
+    """Remove folders ``<parent>/<prefix>*`` made by :func:`make_owned_temp_dir` whose owner (this host) no
+    longer runs; folders without jotr's marker, of other hosts or of live processes are kept."""
+    parent = Path(parent if parent is not None else tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        try:
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            owner = json.loads((folder / MARKER).read_text())
+            pid = int(owner["pid"])
+            if owner.get("created_by") != "jotr" or owner.get("host") != _HOST:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 # ---------------------------------------------------------------------------------------- output policy
 
 
