@@ -445,3 +445,123 @@ def test_predictor_limits_people_focal_and_non_finite(tiny):
             p.fill_(float("nan"))
     results = broken.predict(image, [person])
     assert not results[0].ok and "NaN" in results[0].error
+
+
+# ============================================================================ 5. checkpoint integrity
+
+
+def _tampered(ckpt: Path, tmp_path: Path, change) -> Path:
+    import torch
+
+    data = torch.load(ckpt, weights_only=True)
+    change(data["model"])
+    out = tmp_path / "tampered.pt"
+    torch.save(data, out)
+    return out
+
+
+def test_checkpoints_with_nan_or_integer_weights_are_refused(ckpt, tmp_path, capsys):
+    import torch
+
+    from jotr.engine.checkpoint import load_model
+    from jotr.errors import CheckpointError
+
+    key = next(k for k, v in torch.load(ckpt, weights_only=True)["model"].items() if v.is_floating_point())
+
+    def nan(state):
+        state[key] = torch.full_like(state[key], float("nan"))
+
+    def as_int(state):
+        state[key] = state[key].to(torch.int32)
+
+    with pytest.raises(CheckpointError, match=f"NaN/inf weights .*{key}"):
+        load_model(_tampered(ckpt, tmp_path, nan))
+    with pytest.raises(CheckpointError, match=f"wrong kind .*{key}: checkpoint torch.int32"):
+        load_model(_tampered(ckpt, tmp_path, as_int))
+    images = tmp_path / "images"
+    kps = _images_with_keypoints(images, ["a.png"])
+    code, _, err = _cli(
+        [
+            "demo",
+            images,
+            "--checkpoint",
+            _tampered(ckpt, tmp_path, nan),
+            "--out",
+            tmp_path / "o",
+            "--keypoints",
+            kps,
+        ],
+        capsys,
+    )
+    assert code == 2 and "NaN/inf weights" in err and not (tmp_path / "o").exists()
+
+
+def test_checkpoint_with_a_damaged_block_is_refused(ckpt, tmp_path):
+    from jotr.engine.checkpoint import load_checkpoint
+    from jotr.errors import CheckpointError
+
+    data = bytearray(ckpt.read_bytes())
+    start = len(data) // 2
+    data[start : start + 4096] = bytes(4096)  # a zeroed 4 KiB block inside the weights
+    bad = tmp_path / "damaged.pt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(bad)
+
+
+def test_safetensors_checkpoints_load_and_bad_headers_are_refused(ckpt, tiny, tmp_path):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from jotr.config import config_to_dict
+    from jotr.engine.checkpoint import load_checkpoint, load_model
+    from jotr.errors import CheckpointError
+
+    cfg, model = tiny
+    path = tmp_path / "w.safetensors"
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"jotr_config": json.dumps(config_to_dict(cfg))})
+    loaded, _ = load_model(path)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    for name, blob in {
+        "huge-header.safetensors": (10**12).to_bytes(8, "little") + b"{}",
+        "bad-json.safetensors": (5).to_bytes(8, "little") + b"{nope" + bytes(16),
+        "short.safetensors": b"\x01",
+    }.items():
+        (tmp_path / name).write_bytes(blob)
+        with pytest.raises(CheckpointError, match="not a valid safetensors"):
+            load_checkpoint(tmp_path / name)
+    no_meta = tmp_path / "plain.safetensors"
+    save_file(state, str(no_meta))
+    with pytest.raises(CheckpointError, match="jotr_config"):
+        load_checkpoint(no_meta)
+
+
+def test_disk_full_during_a_checkpoint_save_is_one_line(tiny, tmp_path, monkeypatch):
+    import torch
+
+    from jotr.engine.checkpoint import save_checkpoint
+    from jotr.errors import RunError
+
+    cfg, model = tiny
+
+    def full_disk(obj, f, *a, **kw):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 4000")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(RunError, match="could not write checkpoint .*disk full") as info:
+        save_checkpoint(tmp_path / "last.pt", model=model, cfg=cfg, step=1, rng=False, commit="x")
+    assert "\n" not in str(info.value) and not list(tmp_path.iterdir())
+
+
+def test_coco_image_ids_of_different_types_are_not_merged():
+    from jotr.errors import InputError
+    from jotr.inference.keypoints import parse_coco_keypoints
+
+    kps = [10.0, 10.0, 1.0] * 17
+    same = parse_coco_keypoints([{"image_id": 1, "keypoints": kps}, {"image_id": 1, "keypoints": kps}])
+    assert len(same["1"]) == 2
+    with pytest.raises(InputError, match="differ only in type"):
+        parse_coco_keypoints([{"image_id": 1, "keypoints": kps}, {"image_id": "1", "keypoints": kps}])

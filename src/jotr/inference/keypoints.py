@@ -285,6 +285,7 @@ def parse_coco_keypoints(
     else:
         raise InputError(f"{path}: expected a COCO results list or a COCO annotation object")
     out: dict[str, list[PersonKeypoints]] = {}
+    id_types: dict[str, str | int] = {}  # str(image_id) -> the first image_id seen with that text
     for i, entry in enumerate(entries):
         where = f"{path} entry {i}"
         if not isinstance(entry, Mapping) or "keypoints" not in entry or "image_id" not in entry:
@@ -297,6 +298,12 @@ def parse_coco_keypoints(
             raise InputError(f"{where}: {exc}") from None
         box_arr = _box(entry.get("bbox"), where)
         score = _score(entry.get("score"), where)
+        first = id_types.setdefault(_image_key(image_id), image_id)
+        if type(first) is not type(image_id):  # "1" and 1 must not silently become one image
+            raise InputError(
+                f"{where}: image_id {image_id!r} and image_id {first!r} of an earlier entry differ only in "
+                "type (string vs number); use one type for image ids"
+            )
         key = names.get(image_id, _image_key(image_id))
         out.setdefault(key, []).append(PersonKeypoints(kps, f, box_arr, score))
     return out
