@@ -565,3 +565,42 @@ def test_coco_image_ids_of_different_types_are_not_merged():
     assert len(same["1"]) == 2
     with pytest.raises(InputError, match="differ only in type"):
         parse_coco_keypoints([{"image_id": 1, "keypoints": kps}, {"image_id": "1", "keypoints": kps}])
+
+
+# =============================================================================== 7. partial / fatal data
+
+
+def test_training_skips_and_counts_unreadable_images(tmp_path):
+    from types import SimpleNamespace
+
+    import cv2
+    import numpy as np
+
+    from jotr.data.dataset import RecordDataset
+    from jotr.data.pipeline import load_image
+    from jotr.errors import InputError
+
+    good = tmp_path / "good.jpg"
+    cv2.imwrite(str(good), np.full((8, 8, 3), 7, np.uint8))
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff" + bytes(100))
+
+    class Pipeline:  # the real pipeline starts the same way: load_image(record.image_path)
+        train = True
+
+        def __call__(self, record, rng):
+            return {"path": record.image_path, "pixel": int(load_image(record.image_path)[0, 0, 0])}
+
+    records = [SimpleNamespace(image_path=str(p), body_model="toy") for p in (empty, corrupt, good)]
+    ds = RecordDataset(SimpleNamespace(name="mem", records=records), Pipeline(), seed=0)
+    assert [ds[i]["path"] for i in range(3)] == [str(good)] * 3  # deterministic replacement
+    assert ds.skipped_images == {str(empty), str(corrupt)}
+    Pipeline.train = False  # evaluation never skips silently
+    with pytest.raises(InputError, match="could not be decoded"):
+        ds[0]
+    Pipeline.train = True
+    only_bad = RecordDataset(SimpleNamespace(name="bad", records=records[:2]), Pipeline(), seed=0)
+    with pytest.raises(InputError, match="unreadable images in a row"):
+        only_bad[0]
