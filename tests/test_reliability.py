@@ -604,3 +604,41 @@ def test_training_skips_and_counts_unreadable_images(tmp_path):
     only_bad = RecordDataset(SimpleNamespace(name="bad", records=records[:2]), Pipeline(), seed=0)
     with pytest.raises(InputError, match="unreadable images in a row"):
         only_bad[0]
+
+
+# ======================================================================== 6. bad argument types, API
+
+
+def test_python_api_bad_types_are_jotr_errors(tiny, tmp_path):
+    import numpy as np
+
+    from jotr.config import JOTRConfig, load_config, merge_config
+    from jotr.engine.checkpoint import load_checkpoint, load_model
+    from jotr.engine.trainer import train
+    from jotr.errors import JOTRError
+    from jotr.inference.predictor import JOTRPredictor
+    from jotr.synth.writer import write_split
+    from jotr.viz.renderer import Renderer
+
+    cfg, model = tiny
+    predictor = JOTRPredictor(model, cfg)
+    person = np.array([[20 + j, 10 + 2 * j, 0.9] for j in range(17)])
+    calls = [
+        lambda: predictor.predict(np.array([object()] * 12).reshape(2, 2, 3), [person]),
+        lambda: JOTRPredictor.from_checkpoint(123),
+        lambda: JOTRPredictor(None, cfg),
+        lambda: JOTRPredictor(model, {"model": {}}),
+        lambda: load_config(5),
+        lambda: load_config([5]),
+        lambda: load_config([], [3]),
+        lambda: merge_config(JOTRConfig(), None),
+        lambda: train("config.yaml"),
+        lambda: write_split(tmp_path, "oc", "3"),
+        lambda: Renderer("a", 5),
+        lambda: load_checkpoint(None),
+        lambda: load_model(5),
+    ]
+    for i, call in enumerate(calls):
+        with pytest.raises(JOTRError) as info:
+            call()
+        assert "\n" not in str(info.value), i

@@ -151,6 +151,11 @@ def _merge(base: T, updates: Mapping[str, Any], where: str = "") -> T:
 
 def merge_config(cfg: T, updates: Mapping[str, Any]) -> T:
     """Apply a nested mapping of overrides to a config dataclass (unknown keys are errors)."""
+    if not is_dataclass(cfg) or not isinstance(updates, Mapping):
+        raise ConfigError(
+            f"merge_config needs a config and a mapping of updates, got {type(cfg).__name__} and "
+            f"{type(updates).__name__}"
+        )
     return _merge(cfg, updates)
 
 
@@ -277,6 +282,10 @@ def load_config(
         paths = []
     elif isinstance(paths, (str, Path)):
         paths = [paths]
+    if not isinstance(paths, Sequence) or not all(isinstance(p, (str, Path)) for p in paths):
+        raise ConfigError(f"config paths must be a file name or a list of file names, got {paths!r}"[:200])
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"config overrides must be a list of 'key=value' strings, got {overrides!r}"[:200])
     for path in paths:
         cfg = _apply_file(cfg, resolve_config_path(path), seen=())
     for text in overrides:

@@ -263,6 +263,8 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str,
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a jotr checkpoint (``weights_only=True``); CheckpointError on any problem."""
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise CheckpointError(f"checkpoint must be a file path, got {path!r}"[:200])
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")

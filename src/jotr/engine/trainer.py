@@ -829,6 +829,10 @@ def train(cfg, *, resume: str | Path | None = None, force: bool = False, **overr
     the pieces built from the config (tests, custom data). A process group created here is destroyed at
     the end.
     """
+    from jotr.config import JOTRConfig
+
+    if not isinstance(cfg, JOTRConfig):
+        raise InputError(f"train(cfg) needs a JOTRConfig (jotr.config.load_config), got {type(cfg).__name__}")
     allowed = {"model", "criterion", "train_dataset", "val_datasets", "collate_fn"}
     unknown = set(overrides) - allowed
     if unknown:

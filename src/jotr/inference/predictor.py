@@ -205,6 +205,8 @@ def as_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] < 2 or img.shape[1] < 2:
         raise InputError(f"{name}: expected an (H, W, 3) RGB image, got shape {img.shape}")
     img = img[..., :3]
+    if img.dtype.kind not in "uif":
+        raise InputError(f"{name}: image pixels must be numbers, got dtype {img.dtype}")
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0
     img = img.astype(np.float32)
@@ -260,6 +262,13 @@ class JOTRPredictor:
         device: str | torch.device | None = None,
         bf16: bool = False,
     ) -> None:
+        from jotr.config import JOTRConfig
+
+        if not isinstance(model, torch.nn.Module) or not isinstance(cfg, JOTRConfig):
+            raise InputError(
+                "JOTRPredictor(model, cfg) needs a torch module and a JOTRConfig, got "
+                f"{type(model).__name__} and {type(cfg).__name__} (or use from_checkpoint / from_pretrained)"
+            )
         self.cfg = cfg
         self.bf16 = bf16  # run the network under bfloat16 autocast (CPU or CUDA); heads and body stay fp32
         self.model = model.eval()

@@ -155,8 +155,12 @@ def write_split(
     options = options if options is not None else SynthOptions()
     if family not in FAMILIES:
         raise InputError(f"synth: unknown split family {family!r}; choose one of {', '.join(FAMILIES)}")
-    if num <= 0:
-        raise InputError(f"synth: --num must be positive, got {num}")
+    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
+        raise InputError(f"synth: --num must be a positive integer, got {num!r}")
+    if not isinstance(family, str) or not isinstance(workers, int) or not isinstance(seed, int):
+        raise InputError(
+            f"synth: family must be a name, seed and workers integers; got {family!r}, {seed!r}, {workers!r}"
+        )
     split = split or family
     out = Path(out_dir)
     json_path = out / f"{split}.json"

@@ -162,6 +162,8 @@ class Renderer:
         """``double_sided=False`` culls back faces (faster; only for closed meshes with outward-facing
         triangles, e.g. body models and trimesh primitives); the default draws both sides of every triangle.
         """
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (width, height)):
+            raise InputError(f"Renderer: image size must be integers, got {width!r}x{height!r}")
         if width <= 0 or height <= 0:
             raise InputError(f"Renderer: image size must be positive, got {width}x{height}")
         self.width, self.height = int(width), int(height)
