@@ -642,3 +642,12 @@ def test_python_api_bad_types_are_jotr_errors(tiny, tmp_path):
         with pytest.raises(JOTRError) as info:
             call()
         assert "\n" not in str(info.value), i
+
+
+def test_readme_safety_lists_the_limits_table():
+    from jotr.limits import TABLE
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    safety = readme[readme.index("## Safety") :]
+    for what, value, where in TABLE:
+        assert f"| {what} | {value} | {where} |" in safety, what
