@@ -358,7 +358,10 @@ def _asgi(guard, body: bytes, client: str = "1.2.3.4", path: str = "/gradio_api/
         "method": "POST",
         "path": path,
         "client": (client, 5000),
-        "headers": [(b"content-length", str(len(body)).encode())],
+        "headers": [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"multipart/form-data; boundary=XyZ"),
+        ],
     }
     asyncio.run(guard(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
@@ -396,6 +399,8 @@ def test_upload_guard_quota_and_unnamed_files():
     assert _asgi(guard, body)[0] == 200  # the window has passed
     status, text = _asgi(guard, _multipart("", b"{}"))
     assert status == 400 and b"no file name" in text
+    no_filename = b'--XyZ\r\nContent-Disposition: form-data; name="files"\r\n\r\n{}\r\n--XyZ--\r\n'
+    assert _asgi(guard, no_filename)[0] == 400  # what httpx sends for an empty name
     assert _asgi(guard, b"x" * 4_000_000)[0] == 413
     assert len(seen) == 4
 

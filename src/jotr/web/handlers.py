@@ -97,7 +97,23 @@ class RequestTimeout(InputError):
 
 # ------------------------------------------------------------------------------------------------ uploads
 
-_EMPTY_FILE_NAME = re.compile(rb'\r\ncontent-disposition:[^\r\n]*filename=""', re.IGNORECASE)
+_FILE_NAME = re.compile(rb'filename="[^"]+"', re.IGNORECASE)
+_BOUNDARY = re.compile(rb'boundary="?([^";]+)"?', re.IGNORECASE)
+
+
+def unnamed_file_parts(body: bytes, content_type: bytes) -> bool:
+    """Whether a multipart/form-data ``body`` has a part without a (non-empty) file name: an upload route
+    takes files only, and gradio answered such parts with HTTP 500."""
+    m = _BOUNDARY.search(content_type)
+    if m is None:
+        return True  # not multipart: nothing the upload route can take
+    for part in body.split(b"--" + m.group(1))[1:]:
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        head = part.split(b"\r\n\r\n", 1)[0]
+        if _FILE_NAME.search(head) is None:
+            return True
+    return False
 
 
 class UploadGuard:
@@ -164,7 +180,7 @@ class UploadGuard:
                 return
             if not message.get("more_body", False):
                 break
-        if _EMPTY_FILE_NAME.search(body):
+        if unnamed_file_parts(bytes(body), headers.get(b"content-type", b"")):
             await _reply(send, 400, "an uploaded file has no file name")
             return
         sent = False
