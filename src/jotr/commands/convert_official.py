@@ -4,7 +4,7 @@ The official network (paper config, SMPL body, VPoser head) is renamed key by ke
 and loaded strictly into this implementation. OUT is a jotr checkpoint (``jotr.engine.checkpoint`` format,
 loadable with
 ``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as safetensors with
-the resolved config as JSON metadata (key ``jotr_config``). SMPL arrays of the official file are never
+the resolved config as JSON metadata (key ``jotr_config``), loadable the same way. SMPL arrays of the official file are never
 copied: point
 ``body.smpl_model_path`` at your own SMPL files (``--set body.smpl_model_path=...`` stores it in OUT).
 """
