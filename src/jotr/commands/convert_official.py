@@ -2,11 +2,10 @@
 
 The official network (paper config, SMPL body, VPoser head) is renamed key by key (``jotr.models.official``)
 and loaded strictly into this implementation. OUT is a jotr checkpoint (``jotr.engine.checkpoint`` format,
-loadable with
-``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as safetensors with
-the resolved config as JSON metadata (key ``jotr_config``), loadable the same way. SMPL arrays of the official file are never
-copied: point
-``body.smpl_model_path`` at your own SMPL files (``--set body.smpl_model_path=...`` stores it in OUT).
+loadable with ``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as
+safetensors with the resolved config as JSON metadata (key ``jotr_config``), loadable the same way. SMPL
+arrays of the official file are never copied: point ``body.smpl_model_path`` at your own SMPL files
+(``--set body.smpl_model_path=...`` stores it in OUT).
 """
 
 from __future__ import annotations
