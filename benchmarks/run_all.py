@@ -62,6 +62,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--images", "4", "--persons", "1", "--batch", "2", "--workers", "0", "--epochs", "2"],
     ),
     "tracking": ([], ["--quick"]),
+    "memory": (
+        ["--model", "shipped", "--requests", "200", "--frames", "200", "--synth", "40"],
+        ["--model", "tiny", "--requests", "2", "--frames", "2", "--synth", "0"],
+    ),
 }
 # benchmarks that take --threads (the others run single-threaded torch or pick their own workers)
 TAKES_THREADS = {"body", "contrastive", "inference", "onnx", "train_step", "scaling", "train_loop"}

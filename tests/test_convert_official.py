@@ -122,6 +122,10 @@ def test_convert_loads_strictly_and_runs(tmp_path, network, toy_body):
     with safe_open(str(st), "pt") as fh:
         assert "jotr_config" in fh.metadata()
         assert set(fh.keys()) == set(network.state_dict())
+    # ... and loads wherever a checkpoint is taken (load_checkpoint / load_model / --checkpoint)
+    from_st = load_checkpoint(st)
+    assert from_st["config"] == ckpt["config"] | {"body": from_st["config"]["body"]}
+    assert all(torch.equal(from_st["model"][k], v) for k, v in ckpt["model"].items())
 
 
 def test_missing_extra_and_misshaped_keys_fail(tmp_path, network):

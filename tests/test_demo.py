@@ -84,6 +84,7 @@ def test_demo_images_keypoints_and_bad_inputs(tiny_checkpoint, tmp_path, capsys)
     assert "000000000003.png" in err and "person 1" in err
     first = out / "000000000001"
     expected = {
+        ".jotr-output",  # jotr's marker: the output policy replaces (with --force) only folders jotr made
         "params.json",
         "params.npz",
         "person_00.obj",

@@ -255,7 +255,7 @@ def test_demo_commands_use_the_shipped_model(tiny, tmp_path, monkeypatch, capsys
     monkeypatch.setattr(
         jotr.weights.shipped_file, "default_shipped_path", lambda: tmp_path / "absent.safetensors"
     )
-    assert main(args + ["--no-render"]) == 2
+    assert main(args + ["--no-render", "--force"]) == 2  # --force: the scene's result folder exists already
     err = capsys.readouterr().err
     assert "no shipped model at" in err and "--checkpoint" in err and "--train-demo-model" in err
 

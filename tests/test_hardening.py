@@ -15,7 +15,6 @@ import stat
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -243,16 +242,18 @@ def test_demo_folder_goes_on_after_a_huge_image(ckpt, tmp_path, capsys):
     images.mkdir()
     (images / "a_bomb.png").write_bytes(_png_header_only(100000, 100000))
     cv2.imwrite(str(images / "b_good.png"), np.full((H, W, 3), 128, np.uint8))
-    kps = tmp_path / "b_good.json"
+    kps = tmp_path / "keypoints"  # a folder of OpenPose JSONs, one per image
+    kps.mkdir()
     person = np.zeros((25, 3))
     person[:, 0], person[:, 1], person[:, 2] = np.linspace(40, 80, 25), np.linspace(20, 80, 25), 0.9
-    kps.write_text(json.dumps({"people": [{"pose_keypoints_2d": person.reshape(-1).tolist()}]}))
+    data = json.dumps({"people": [{"pose_keypoints_2d": person.reshape(-1).tolist()}]})
+    (kps / "b_good_keypoints.json").write_text(data)
     code, out, err = _cli(
         ["demo", images, "--checkpoint", ckpt, "--out", tmp_path / "out", "--keypoints", kps, "--no-render"],
         capsys,
     )
     assert code == 1 and "1/2 inputs fully processed" in out
-    assert "a_bomb.png" in err and "too large or corrupt" in err and "Traceback" not in err
+    assert "a_bomb.png" in err and "Mpx; the limit is 40 Mpx" in err and "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_good"]
 
 
@@ -375,6 +376,59 @@ def test_resume_with_other_training_settings_is_refused(finished_run, net, chang
         train(cfg, resume="auto", model=net, train_dataset=_Samples(2, net.body), val_datasets={})
 
 
+def test_resume_with_other_loss_data_or_model_settings_is_refused(finished_run, net):
+    from jotr.engine.trainer import train
+
+    cfg = tiny_cfg(finished_run, max_steps=1, lr_schedule="cosine")
+    cfg = merge_config(
+        cfg, {"loss": {"pose_weight": 7.0}, "data": {"augment": {"rot_prob": 0.1}, "ratio_3d": 0.9}}
+    )
+    with pytest.raises(ConfigError, match=r"loss\.pose_weight .* -> 7\.0.*data\.ratio_3d.*augment\.rot_prob"):
+        train(cfg, resume="auto", model=net, train_dataset=_Samples(2, net.body), val_datasets={})
+    free = merge_config(
+        tiny_cfg(finished_run, max_steps=1, lr_schedule="cosine", log_every=5, device="cpu"),
+        {"data": {"num_workers": 0}},
+    )  # bookkeeping may change: this resume is accepted (nothing left to train)
+    train(free, resume="auto", model=net, train_dataset=_Samples(2, net.body), val_datasets={})
+
+
+def test_existing_run_needs_resume_or_force(finished_run, net, tmp_path):
+    from jotr.engine.trainer import train
+    from jotr.utils.io import MARKER
+
+    def run(out, **kw):
+        cfg = tiny_cfg(out, max_steps=1)
+        return train(
+            cfg, model=copy.deepcopy(net), train_dataset=_Samples(2, net.body), val_datasets={}, **kw
+        )
+
+    before = (finished_run / "last.pt").read_bytes()
+    with pytest.raises(InputError, match="already holds a run .*--resume auto.*--force"):
+        run(finished_run)
+    assert (finished_run / "last.pt").read_bytes() == before
+    out = tmp_path / "run"
+    run(out)
+    assert (out / MARKER).is_file() and (out / "last.pt").is_file()
+    run(out, force=True)  # jotr's own run folder: started over
+    (out / MARKER).unlink()
+    with pytest.raises(InputError, match="not created by jotr"):
+        run(out, force=True)
+    assert (out / "last.pt").is_file()
+
+
+def test_run_failing_before_its_first_step_leaves_nothing(net, tmp_path):
+    from jotr.engine.trainer import train
+
+    class Broken(_Samples):
+        def __getitem__(self, i):
+            raise OSError("disk read error")
+
+    out = tmp_path / "runs" / "new"
+    with pytest.raises(OSError):
+        train(tiny_cfg(out), model=copy.deepcopy(net), train_dataset=Broken(2, net.body), val_datasets={})
+    assert not (tmp_path / "runs").exists()
+
+
 def test_kill_during_save_then_resume_auto(finished_run, net):
     """kill -9 while a checkpoint is written leaves ``.last.pt.*.tmp``; ``--resume auto`` removes it and
     resumes (bookkeeping settings may change)."""
@@ -445,8 +499,8 @@ def _cases(f: Path, ck: str) -> list[tuple[str, list, int, str]]:
         ("onnx-out-proc", ["export-onnx", ck, "/proc/x.onnx"], 2, "folder /proc is not writable"),
         ("onnx-tolerance", ["export-onnx", ck, f / "x.onnx", "--tolerance", "-1"], 2, "--tolerance"),
         ("demo-device-bogus", [*demo, *out, "--device", "bogus"], 2, "invalid device 'bogus'"),
-        ("demo-focal-negative", [*demo, *out, "--focal", "-5"], 2, "--focal must be a positive"),
-        ("demo-focal-nan", [*demo, *out, "--focal", "nan"], 2, "--focal must be a positive"),
+        ("demo-focal-negative", [*demo, *out, "--focal", "-5"], 2, "--focal must be in [1, 1e+06]"),
+        ("demo-focal-nan", [*demo, *out, "--focal", "nan"], 2, "--focal must be in [1, 1e+06]"),
         ("demo-max-frames-0", [*demo, *out, "--max-frames", "0"], 2, "--max-frames must be >= 1"),
         ("demo-max-frames-neg", [*demo, *out, "--max-frames", "-1"], 2, "--max-frames must be >= 1"),
         ("demo-out-is-file", [*demo, "--out", f / "a_file"], 2, "a_file exists and is not a folder"),
@@ -571,7 +625,7 @@ def test_python_api_rejects_bad_arguments(ckpt):
     box = PersonInput(box_xywh=np.array([30.0, 10.0, 50.0, 80.0]))
     for kwargs, match in [
         ({"focal": "abc"}, "focal must be"),
-        ({"focal": -5}, "focal must be positive"),
+        ({"focal": -5}, "focal must be in"),
         ({"focal": [1, 2, 3]}, "focal must be one or two numbers"),
         ({"princpt": (float("nan"), 3)}, "princpt must be two finite"),
         ({"princpt": "ab"}, "princpt must be"),
@@ -606,30 +660,30 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_are_cleaned_and_live_ones_kept(tmp_path):
-    from jotr.utils.io import _HOST, clean_stale_temporaries
+    from jotr.utils.io import _HOST, MARKER, clean_stale_temporaries
 
     dead, live = _dead_pid(), os.getpid()
     names = {
-        f".last.pt.{_HOST}-{dead}.k2j4.tmp": True,  # killed writer on this machine
-        f".img.{_HOST}-{dead}.x8a.partial": True,  # killed demo (a folder)
-        f".img.{_HOST}-{dead}.y1b.old": True,
-        f".last.pt.{_HOST}-{live}.abcd.tmp": False,  # a live writer
-        f".last.pt.otherhost-{dead}.abcd.tmp": False,  # another machine: cannot tell
-        ".last.pt.q9w8e7r6.tmp": True,  # older jotr naming, 2 hours old
-        ".best.pt.a1b2c3d4.tmp": False,  # older naming, fresh
+        f".last.pt.jotr-{_HOST}-{dead}.k2j4.tmp": True,  # killed writer on this machine
+        f".img.jotr-{_HOST}-{dead}.x8a.partial": True,  # killed demo (a folder with jotr's marker)
+        f".img.jotr-{_HOST}-{dead}.y1b.old": True,
+        f".unmarked.jotr-{_HOST}-{dead}.y1b.old": False,  # a folder without the marker: not jotr's
+        f".last.pt.jotr-{_HOST}-{live}.abcd.tmp": False,  # a live writer
+        f".last.pt.jotr-otherhost-{dead}.abcd.tmp": False,  # another machine: cannot tell
+        f".last.pt.{_HOST}-{dead}.abcd.tmp": False,  # no jotr marker in the name
+        ".last.pt.q9w8e7r6.tmp": False,  # mkstemp-like name: could be anyone's
         ".hidden_user_file": False,
         "last.pt": False,
     }
-    old = time.time() - 7200
     for name in names:
         p = tmp_path / name
         if name.endswith((".partial", ".old")):
             p.mkdir()
             (p / "params.json").write_text("{}")
+            if not name.startswith(".unmarked"):
+                (p / MARKER).write_text("{}")
         else:
             p.write_text("x")
-        if name == ".last.pt.q9w8e7r6.tmp":
-            os.utime(p, (old, old))
     removed = {p.name for p in clean_stale_temporaries(tmp_path)}
     assert removed == {n for n, stale in names.items() if stale}
     assert {p.name for p in tmp_path.iterdir()} == {n for n, stale in names.items() if not stale}
@@ -706,7 +760,7 @@ def test_truncated_checkpoints_say_so(ckpt, tmp_path):
         ("train.weight_decay=-0.1", "weight_decay"),
         ("train.grad_clip=-1", "grad_clip"),
         ("train.warmup_steps=-5", "warmup_steps"),
-        ("train.seed=-1", "seed must be >= 0"),
+        ("train.seed=-1", "seed must be in \\[0, 2\\^32\\)"),
         ("eval.batch_size=0", "batch_size must be >= 1"),
         ("eval.visibility_bins=[0.5, 0.2]", "visibility_bins"),
         ("train.lr=[1,", "not valid YAML"),

@@ -5,7 +5,6 @@ exception -- and the demo's per-image writer must leave either a complete output
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 from pathlib import Path
@@ -227,14 +226,14 @@ def image_files(tmp_path_factory) -> list[Path]:
 
 
 def test_fuzz_keypoint_files(predictor, image_files, tmp_path):
-    from jotr.commands.demo import make_people_source, process_image
+    from jotr.commands.demo import default_args, make_people_source, process_image
 
     rng = np.random.default_rng(SEED)
     image = cv2.cvtColor(cv2.imread(str(image_files[0])), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
     templates = _templates(rng)
     outcomes = {"ok": 0, "error": 0}
     written = 0
-    args = argparse.Namespace(focal=None, no_meshes=True)
+    args = default_args(no_meshes=True)
     for case in range(NUM_FILE_CASES):
         template = templates[case % len(templates)]
         blob = json.dumps(template).encode()
@@ -304,3 +303,121 @@ def test_fuzz_boxes_and_keypoint_arrays(predictor):
         except Exception as exc:  # noqa: BLE001
             raise AssertionError(f"case {case}: {type(exc).__name__}: {exc} ({person!r})") from exc
     assert 30 <= bad <= NUM_ARRAY_CASES - 30, bad  # both outcomes exercised
+
+
+# ------------------------------------------------------------------------------- configs (issue 24)
+
+NUM_CONFIG_CASES = 120
+NUM_WEB_CASES = 60
+
+
+def _config_text(rng: np.random.Generator, base: str) -> bytes:
+    """A shipped config, corrupted: YAML bombs and anchors, deep nesting, binary bytes, palette values at
+    random keys, or byte-level damage."""
+    import yaml
+
+    op = int(rng.integers(7))
+    if op == 0:  # alias bomb of random width/depth
+        width, depth = int(rng.integers(2, 10)), int(rng.integers(2, 9))
+        lines = ['a0: &a0 ["x"]'] + [
+            f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, depth)
+        ]
+        return "\n".join(lines).encode()
+    if op == 1:  # recursion: deep flow or block nesting
+        n = int(rng.integers(200, 20000))
+        return (
+            (b"train: " + b"[" * n + b"]" * n)
+            if rng.random() < 0.5
+            else ("a:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(min(n, 3000)))).encode()
+        )
+    if op == 2:  # binary
+        return rng.integers(0, 256, int(rng.integers(1, 4000))).astype(np.uint8).tobytes()
+    if op == 3:  # an anchor/alias or merge key inside a valid config
+        return (base + "\nextra: &x {lr: 1}\ntrain:\n  <<: *x\n").encode()
+    data = yaml.safe_load(base)
+    if op in (4, 5):  # palette values at random keys (known or not)
+        for _ in range(int(rng.integers(1, 4))):
+            section = ["model", "loss", "data", "train", "body", "eval", "bogus"][int(rng.integers(7))]
+            keys = list((data.get(section) or {}).keys()) + ["nhead", "dropout", "seed", "num_workers"]
+            value = PALETTE[int(rng.integers(len(PALETTE)))]
+            if isinstance(data.setdefault(section, {}), dict):
+                data[section][keys[int(rng.integers(len(keys)))]] = value
+        return yaml.safe_dump(data).encode()
+    return _bytewise(rng, base.encode())
+
+
+def test_fuzz_config_files(tmp_path):
+    import time
+
+    from jotr.config import load_config, resolve_config_path
+    from jotr.errors import ConfigError
+
+    base = resolve_config_path("synthetic_small").read_text()
+    rng = np.random.default_rng(SEED + 1)
+    outcomes = {"ok": 0, "error": 0}
+    path = tmp_path / "fuzz.yaml"
+    for case in range(NUM_CONFIG_CASES):
+        path.write_bytes(_config_text(rng, base))
+        start = time.perf_counter()
+        try:
+            load_config([str(path)])
+            outcomes["ok"] += 1
+        except ConfigError as exc:  # an InputError: one line naming the problem
+            assert str(exc) and "\n" not in str(exc), (case, str(exc))
+            outcomes["error"] += 1
+        assert time.perf_counter() - start < 10.0, case
+    assert outcomes["error"] > NUM_CONFIG_CASES // 2 and outcomes["ok"] > 0, outcomes
+
+
+# ------------------------------------------------------------------------- web payloads (issue 24)
+
+
+def _web_payload(rng: np.random.Generator, good_path: str, folder: Path) -> object:
+    if rng.random() < 0.6:  # the usual payload: the request goes on to the handler
+        return {"path": good_path, "orig_name": Path(good_path).name}
+    choices = [
+        None,
+        "",
+        good_path,
+        {"path": good_path, "orig_name": PALETTE[int(rng.integers(len(PALETTE)))]},
+        {"path": PALETTE[int(rng.integers(len(PALETTE)))], "orig_name": "a.png"},
+        {"path": "/etc/passwd", "orig_name": "passwd"},
+        {"path": str(folder / ".." / ".." / "x.png")},
+        {"orig_name": "a.png"},
+        {"path": good_path, "orig_name": ""},
+        [good_path],
+        12,
+        {"path": str(folder), "orig_name": "folder"},
+    ]
+    return choices[int(rng.integers(len(choices)))]
+
+
+def test_fuzz_web_request_payloads(predictor, image_files, tmp_path):
+    from jotr.web.handlers import Limits, WebDemo, uploaded_file
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    rng = np.random.default_rng(SEED + 2)
+    image = uploads / "img.jpg"
+    image.write_bytes(image_files[0].read_bytes())
+    templates = _templates(rng)
+    formats = [None, "auto", "coco17", "body25", "bogus", 5, "", "jotr30"]
+    handled = 0
+    with WebDemo(predictor, tmp_path / "work", Limits(timeout_s=30), render=False) as demo:
+        for case in range(NUM_WEB_CASES):
+            kp = uploads / f"kp{case}.json"
+            blob = json.dumps(templates[case % 3]).encode()
+            kp.write_bytes(_structural(rng, templates[case % 3]) if case % 2 else _bytewise(rng, blob))
+            try:
+                image_path, image_name = uploaded_file(_web_payload(rng, str(image), uploads), [uploads])
+                kp_path, _ = uploaded_file(_web_payload(rng, str(kp), uploads), [uploads])
+            except InputError as exc:
+                assert "\n" not in str(exc)
+                continue
+            fmt = formats[int(rng.integers(len(formats)))]
+            result = demo.reconstruct(image_path, kp_path, fmt, image_name=image_name)  # never raises
+            handled += 1
+            assert "internal error" not in result.message, (case, result.message)
+            if result.ok:
+                assert all(np.isfinite(r.vertices).all() for r in result.results if r.ok)
+    assert handled > NUM_WEB_CASES // 4, handled

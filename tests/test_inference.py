@@ -237,5 +237,10 @@ def test_staged_dir_is_all_or_nothing(tmp_path):
     assert (final / "a.txt").read_text() == "1"  # old result kept, nothing half-written
     with staged_dir(final) as tmp:
         (tmp / "b.txt").write_text("3")
-    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in final.iterdir()) == [".jotr-output", "b.txt"]  # marker: jotr made it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img"]  # no staging leftovers
+    (final / ".jotr-output").unlink()
+    with pytest.raises(InputError, match="not created by jotr"):  # never replaces a folder jotr did not make
+        with staged_dir(final) as tmp:
+            (tmp / "c.txt").write_text("4")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]

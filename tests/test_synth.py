@@ -246,15 +246,17 @@ def test_split_deterministic_and_reader_round_trip(generator, tmp_path):
         SyntheticReader(DatasetSpec(name="synthetic", root=str(tmp_path / "a"), split="pc", options={"x": 1}))
 
 
-def test_write_split_removes_stale_json_and_checks_args(generator, tmp_path):
+def test_write_split_keeps_existing_json_and_checks_args(generator, tmp_path):
     from jotr.synth.writer import write_split
 
     with pytest.raises(InputError, match="family"):
         write_split(tmp_path, "bogus", 1, generator=generator, options=generator.options)
     with pytest.raises(InputError, match="num"):
         write_split(tmp_path, "oc", 0, generator=generator, options=generator.options)
-    stale = tmp_path / "oc.json"
-    stale.write_text("{}")
+    existing = tmp_path / "oc.json"
+    existing.write_text("{}")
+    with pytest.raises(InputError, match="already exists; pass --force"):  # never replaced silently
+        write_split(tmp_path, "oc", 2, generator=generator, options=generator.options, progress=False)
 
     class Boom(RuntimeError):
         pass
@@ -266,11 +268,40 @@ def test_write_split_removes_stale_json_and_checks_args(generator, tmp_path):
     generator.generate = explode  # a run that dies on its first scene
     try:
         with pytest.raises(Boom):
-            write_split(tmp_path, "oc", 2, generator=generator, options=generator.options, progress=False)
+            write_split(
+                tmp_path, "oc", 2, generator=generator, options=generator.options, progress=False, force=True
+            )
     finally:
         del generator.generate
     assert generator.generate == original
-    assert not stale.exists()  # no JSON that could point at missing/foreign images
+    # a failed run leaves the existing split as it was, and no images or staging folders
+    assert existing.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oc.json"]
+
+
+def test_existing_split_needs_force_and_only_jotr_folders_are_replaced(generator, tmp_path):
+    from jotr.synth.writer import write_split
+
+    def write(**kw):
+        return write_split(
+            tmp_path, "oc", 1, generator=generator, options=generator.options, progress=False, **kw
+        )
+
+    write()
+    first = (tmp_path / "oc.json").read_bytes()
+    with pytest.raises(InputError, match="already exists; pass --force"):
+        write(seed=3)
+    assert (tmp_path / "oc.json").read_bytes() == first  # not deleted at start
+    write(seed=3, force=True)
+    assert (tmp_path / "oc.json").read_bytes() != first
+    assert sorted(p.name for p in (tmp_path / "images" / "oc").iterdir()) == [".jotr-output", "000000.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "oc.json"]  # no staging left
+    user = tmp_path / "images" / "mine"
+    user.mkdir()
+    (user / "photo.jpg").write_bytes(b"holiday")
+    with pytest.raises(InputError, match="not created by jotr"):
+        write(split="mine", force=True)
+    assert (user / "photo.jpg").read_bytes() == b"holiday"
 
 
 def test_cli_arguments(tmp_path, capsys):

@@ -145,12 +145,17 @@ def _merge(base: T, updates: Mapping[str, Any], where: str = "") -> T:
             changes[key] = _coerce(value, hints[key], path)
     try:
         return dataclasses.replace(base, **changes)
-    except (TypeError, ValueError) as exc:  # __post_init__ validation
+    except (TypeError, ValueError, ArithmeticError) as exc:  # __post_init__ validation
         raise ConfigError(f"{where or 'config'}: {exc}") from exc
 
 
 def merge_config(cfg: T, updates: Mapping[str, Any]) -> T:
     """Apply a nested mapping of overrides to a config dataclass (unknown keys are errors)."""
+    if not is_dataclass(cfg) or not isinstance(updates, Mapping):
+        raise ConfigError(
+            f"merge_config needs a config and a mapping of updates, got {type(cfg).__name__} and "
+            f"{type(updates).__name__}"
+        )
     return _merge(cfg, updates)
 
 
@@ -163,7 +168,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if not key:
         raise ConfigError(f"override '{text}' has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml_load(raw, f"override '{text}'") if raw.strip() else ""
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())
         raise ConfigError(f"override '{text}': the value is not valid YAML ({reason})") from None
@@ -176,14 +181,70 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases (a 469-byte "billion laughs" file expands to
+    gigabytes) and with a node count limit (:data:`jotr.limits.MAX_CONFIG_NODES`)."""
+
+    source = "config"
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        from jotr.limits import MAX_CONFIG_NODES
+
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise ConfigError(
+                f"{self.source} uses YAML anchors/aliases (&{event.anchor} / *{event.anchor}); jotr configs "
+                "do not allow them: write the values out"
+            )
+        self._jotr_nodes = getattr(self, "_jotr_nodes", 0) + 1
+        if self._jotr_nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"{self.source} has more than {MAX_CONFIG_NODES} YAML nodes; not a jotr config")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml_load(text: str, source: str) -> Any:
+    """``yaml.safe_load`` without anchors/aliases, with a node limit and a nesting limit (ConfigError naming
+    ``source``); other YAML syntax errors propagate as ``yaml.YAMLError``."""
+    loader = _ConfigLoader(text)
+    loader.source = source
     try:
-        data = yaml.safe_load(p.read_text())
+        return loader.get_single_data()
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping; ConfigError (one line, naming the file) for a missing, non-regular,
+    too large, binary or invalid file, anchors/aliases, or too deep nesting."""
+    import stat
+
+    from jotr.limits import MAX_CONFIG_BYTES
+
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        raise ConfigError(f"config file not found: {p}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"config file {p} is not a regular file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {p} is {st.st_size} bytes; the limit is {MAX_CONFIG_BYTES} bytes")
+    try:
+        raw = p.read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not text (not UTF-8): a binary file?") from None
+    if "\0" in text:
+        raise ConfigError(f"config file {p} is not text (it holds NUL bytes): a binary file?")
+    try:
+        data = safe_yaml_load(text, f"config file {p}")
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"config file {p} is not valid YAML: {reason}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -196,6 +257,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
+    if p.exists():  # a folder, FIFO or device: never read (a FIFO would block)
+        raise ConfigError(f"config file {p} is not a regular file")
     shipped = Path(__file__).parent / "configs" / f"{Path(str(name_or_path)).stem}.yaml"
     if shipped.is_file() and not p.suffix:
         return shipped
@@ -219,6 +282,10 @@ def load_config(
         paths = []
     elif isinstance(paths, (str, Path)):
         paths = [paths]
+    if not isinstance(paths, Sequence) or not all(isinstance(p, (str, Path)) for p in paths):
+        raise ConfigError(f"config paths must be a file name or a list of file names, got {paths!r}"[:200])
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"config overrides must be a list of 'key=value' strings, got {overrides!r}"[:200])
     for path in paths:
         cfg = _apply_file(cfg, resolve_config_path(path), seen=())
     for text in overrides:

@@ -2,11 +2,10 @@
 
 The official network (paper config, SMPL body, VPoser head) is renamed key by key (``jotr.models.official``)
 and loaded strictly into this implementation. OUT is a jotr checkpoint (``jotr.engine.checkpoint`` format,
-loadable with
-``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as safetensors with
-the resolved config as JSON metadata (key ``jotr_config``). SMPL arrays of the official file are never
-copied: point
-``body.smpl_model_path`` at your own SMPL files (``--set body.smpl_model_path=...`` stores it in OUT).
+loadable with ``jotr eval/demo --checkpoint OUT``), or, when OUT ends in ``.safetensors``, the weights as
+safetensors with the resolved config as JSON metadata (key ``jotr_config``), loadable the same way. SMPL
+arrays of the official file are never copied: point ``body.smpl_model_path`` at your own SMPL files
+(``--set body.smpl_model_path=...`` stores it in OUT).
 """
 
 from __future__ import annotations
@@ -43,13 +42,11 @@ def convert(
     from jotr.errors import CheckpointError, InputError
     from jotr.models.jotr import JOTRNetwork
     from jotr.models.official import convert_official_state, load_official_file, official_model_config
-    from jotr.utils.io import atomic_save, check_writable_file, clean_stale_temporaries
+    from jotr.utils.io import atomic_save, check_new_output, check_writable_file, clean_stale_temporaries
 
-    out = Path(out)
-    if out.exists() and not force:
-        raise InputError(f"output {out} exists (use --force to overwrite)")
-    check_writable_file(out, "converted checkpoint")  # before reading the (large) official file
-    clean_stale_temporaries(out.parent)
+    out = check_writable_file(out, "converted checkpoint")  # before reading the (large) official file
+    check_new_output(out, "converted checkpoint", force=force)
+    clean_stale_temporaries(out.parent, name=out.name)  # only temporaries of this output file
     cfg = JOTRConfig(body=BodyConfig(kind="smpl"), model=official_model_config())
     try:
         for text in overrides:

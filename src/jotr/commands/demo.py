@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing result folders OUT/<name>/ (only ones jotr created)",
+    )
+    p.add_argument(
         "--keypoints", help="COCO results/annotation JSON, an OpenPose JSON, or a folder of OpenPose JSONs"
     )
     p.add_argument(
@@ -91,6 +96,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def default_args(**overrides: object) -> argparse.Namespace:
+    """The options of ``jotr demo`` with their defaults, ``overrides`` applied (for calling
+    :func:`process_image` / :func:`process_video` from Python)."""
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["INPUT", "--out", "OUT"])
+    vars(args).update(overrides)
+    return args
+
+
 def _list_inputs(path: Path) -> list[Path]:
     from jotr.errors import InputError
 
@@ -111,10 +126,11 @@ def _validate_args(args: argparse.Namespace) -> bool:
 
     from jotr.errors import InputError
     from jotr.inference.predictor import check_device
+    from jotr.limits import MAX_FOCAL, MIN_FOCAL
     from jotr.utils.io import check_writable_dir, clean_stale_temporaries
 
-    if args.focal is not None and not (math.isfinite(args.focal) and args.focal > 0):
-        raise InputError(f"--focal must be a positive number of pixels, got {args.focal}")
+    if args.focal is not None and not (math.isfinite(args.focal) and MIN_FOCAL <= args.focal <= MAX_FOCAL):
+        raise InputError(f"--focal must be in [{MIN_FOCAL:g}, {MAX_FOCAL:g}] pixels, got {args.focal}")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     check_device(args.device)
@@ -127,11 +143,26 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from jotr.errors import InputError
     from jotr.inference.predictor import JOTRPredictor
+    from jotr.utils.io import check_new_output
 
     out_created = _validate_args(args)  # bad options, output folder: exit 2 before any work
     inputs = _list_inputs(Path(args.input))
+    out = Path(args.out)
+    names = output_names(inputs)
+    for path in inputs:  # the output policy: never replace a result without --force
+        check_new_output(out / names[path], f"result folder of {path.name}:", force=args.force)
     people_source = make_people_source(args.keypoints, args.keypoint_format)
+    if people_source.one_file_for_one_image and (
+        len(inputs) > 1 or inputs[0].suffix.lower() in VIDEO_SUFFIXES
+    ):
+        people_source.close()
+        raise InputError(
+            f"--keypoints {args.keypoints} is one OpenPose JSON (the people of one image) but the input is "
+            f"{'a video' if len(inputs) == 1 else f'{len(inputs)} files'}; give a folder of OpenPose JSONs "
+            "(<stem>_keypoints.json per image or frame) or a COCO keypoint file"
+        )
     if args.checkpoint is None:
         predictor = JOTRPredictor.from_pretrained(
             device=args.device, overrides=args.overrides, bf16=args.bf16
@@ -152,8 +183,6 @@ def run(args: argparse.Namespace) -> int:
                 f"cannot render overlays ({why}); install the [render] extra or pass --no-render"
             )
         visualizer = MeshVisualizer()
-    out = Path(args.out)
-    names = output_names(inputs)
     failures: list[str] = []
     failed_inputs = 0
     try:
@@ -182,11 +211,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def output_names(inputs: list[Path]) -> dict[Path, str]:
-    """Output folder name per input: its stem, or ``stem_ext`` when two inputs share a stem."""
-    stems = [p.stem for p in inputs]
-    return {
-        p: p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}" for p in inputs
-    }
+    """Output folder name per input, distinct for every input (:func:`jotr.utils.io.unique_result_names`)."""
+    from jotr.utils.io import unique_result_names
+
+    return unique_result_names(inputs)
 
 
 class PeopleSource:
@@ -202,6 +230,11 @@ class PeopleSource:
             from jotr.inference.detector import PersonDetector
 
             self.detector = PersonDetector()
+
+    @property
+    def one_file_for_one_image(self) -> bool:
+        """True when the keypoints are one OpenPose JSON: the people of a single image."""
+        return self.source is not None and self.source.single_image
 
     def close(self) -> None:
         if self.detector is not None:

@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = DemoTraining()
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
+        "--force", action="store_true", help="replace an existing result folder (only one jotr created)"
+    )
+    p.add_argument(
         "--checkpoint",
         default=None,
         help="jotr checkpoint (default: the model shipped with jotr, docs/model_card.md)",
@@ -59,10 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jotr.errors import InputError
     from jotr.inference.predictor import JOTRPredictor
-    from jotr.inference.synthetic_demo import DemoTraining, ensure_demo_checkpoint, run_synthetic_demo
+    from jotr.inference.synthetic_demo import (
+        DemoTraining,
+        demo_folder_name,
+        ensure_demo_checkpoint,
+        run_synthetic_demo,
+    )
+    from jotr.utils.io import check_new_output, check_writable_dir
 
     if args.checkpoint is not None and args.train_demo_model:
         raise InputError("--checkpoint and --train-demo-model exclude each other")
+    out = check_writable_dir(args.out, "output folder")  # before loading (or training) the model
+    name = demo_folder_name(args.family, args.seed, args.index)
+    check_new_output(out / name, "result folder", force=args.force)
     if args.checkpoint is None and not args.train_demo_model:
         print("[demo-synthetic] using the model shipped with jotr (no training)", flush=True)
         predictor = JOTRPredictor.from_pretrained(device=args.device)

@@ -27,6 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="drop people scoring below this (default: the detector's, 0.2)",
     )
     p.add_argument("--max-frames", type=int, default=None, help="videos: stop after this many frames")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file (and --draw folder that jotr made)",
+    )
 
 
 def _inputs(paths: list[str]) -> list[Path]:
@@ -52,14 +57,26 @@ def run(args: argparse.Namespace) -> int:
     from jotr.errors import InputError
     from jotr.inference.detector import DetectorConfig, PersonDetector, detections_to_coco
     from jotr.inference.predictor import load_image
-    from jotr.utils.io import atomic_write_text, check_writable_dir, check_writable_file
+    from jotr.utils.io import (
+        atomic_write_text,
+        check_new_output,
+        check_writable_dir,
+        check_writable_file,
+        mark_output,
+    )
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.min_score is not None and not 0 <= args.min_score <= 1:
         raise InputError(f"--min-score must be in [0, 1], got {args.min_score}")
-    out = check_writable_file(args.out, "output JSON")
-    draw = check_writable_dir(args.draw, "--draw folder") if args.draw else None
+    out = check_writable_file(check_new_output(args.out, "output JSON", force=args.force), "output JSON")
+    draw = None
+    if args.draw:
+        draw = check_writable_dir(
+            check_new_output(args.draw, "--draw folder", force=args.force), "--draw folder"
+        )
+        draw.mkdir(parents=True, exist_ok=True)
+        mark_output(draw, "jotr detect drawings")
     inputs = _inputs(args.inputs)
     cfg = DetectorConfig()
     if args.min_score is not None:

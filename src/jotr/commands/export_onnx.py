@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 20, default {DEFAULT_OPSET})"
     )
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| allowed by the check")
     p.add_argument(
         "--set",
@@ -32,13 +33,15 @@ def run(args: argparse.Namespace) -> int:
 
     from jotr.engine.checkpoint import load_model
     from jotr.errors import InputError
-    from jotr.inference.onnx_export import export_onnx
-    from jotr.utils.io import check_writable_file, clean_stale_temporaries
+    from jotr.inference.onnx_export import check_opset, export_onnx
+    from jotr.utils.io import check_new_output, check_writable_file, clean_stale_temporaries
 
     if not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise InputError(f"--tolerance must be a positive number, got {args.tolerance}")
+    check_opset(args.opset)
     out = check_writable_file(args.out, "ONNX output file")  # before loading and exporting
-    clean_stale_temporaries(out.parent)
+    check_new_output(out, "ONNX output file", force=args.force)
+    clean_stale_temporaries(out.parent, name=out.name)  # only temporaries of this output file
     model, cfg = load_model(args.checkpoint, device="cpu", overrides=args.overrides)
     report = export_onnx(
         model, cfg.model, args.out, opset=args.opset, check=not args.no_check, tolerance=args.tolerance

@@ -14,10 +14,9 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
+SERVE_PREFIX = "jotr-serve-"  # the server's temporary folder (uploads, outputs) in the system temp folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--queue-size", type=int, default=16, help="requests waiting at most; more are refused (default 16)"
     )
+    p.add_argument(
+        "--client-quota-mb",
+        type=float,
+        default=d.client_quota_mb,
+        help=f"uploads per client address per {d.quota_window_s / 60:g} min (default {d.client_quota_mb:g})",
+    )
 
 
 def load_predictor(args: argparse.Namespace):
@@ -79,14 +84,18 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
     from jotr.errors import InputError
+    from jotr.utils.io import clean_abandoned_temp_dirs, make_owned_temp_dir
     from jotr.web.handlers import Limits, WebDemo
 
     if importlib.util.find_spec("gradio") is None:
         raise InputError("jotr serve needs the web extra: pip install 'jotr[web]'")
-    for name in ("max_upload_mb", "max_side", "max_people", "timeout", "queue_size"):
-        if getattr(args, name) <= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ("max_upload_mb", "max_side", "max_people", "timeout", "queue_size", "client_quota_mb"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"--{name.replace('_', '-')} must be a positive finite number, got {value}")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be in 1..65535, got {args.port}")
     limits = Limits(
@@ -94,11 +103,14 @@ def run(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         max_people=args.max_people,
         timeout_s=args.timeout,
+        client_quota_mb=args.client_quota_mb,
     )
     predictor = load_predictor(args)
     predictor.faces  # build the output mesh now, not on the first request  # noqa: B018
 
-    root = Path(tempfile.mkdtemp(prefix="jotr-serve-"))
+    for stale in clean_abandoned_temp_dirs(SERVE_PREFIX):  # left by a server that was killed (SIGKILL)
+        logger.info("removed %s (temporary folder of a server that no longer runs)", stale)
+    root = make_owned_temp_dir(SERVE_PREFIX)
     # gradio reads these at import time: uploads and its cache go into our temporary folder.
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -114,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             app,
             host=args.host,
             port=args.port,
-            max_upload_mb=limits.max_upload_mb,
+            limits=limits,
             allowed_paths=[str(root / "requests")],
             prevent_thread_lock=True,
         )

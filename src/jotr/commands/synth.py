@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", required=True, help="dataset folder: writes OUT/<split>.json and OUT/images/<split>/"
     )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing split of the same name (only one jotr made)"
+    )
     p.add_argument("--name", default=None, help="split name used for the files (default: the family)")
     p.add_argument(
         "--workers",
@@ -146,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             options=options,
             split=args.name,
             progress=not args.no_progress,
+            force=args.force,
         )
     except BaseException:
         remove_if_empty(new_dirs)  # a failed run leaves no empty folders behind

@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="continue a run exactly from a checkpoint, or 'auto' = <train.out_dir>/last.pt if present",
     )
     p.add_argument("--out-dir", default=None, help="shortcut for --set train.out_dir=DIR")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in a train.out_dir that holds a run (deletes its checkpoints; jotr folders only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.out_dir={args.out_dir}")
     cfg = load_config(args.config, overrides)
     check_writable_dir(cfg.train.out_dir, "train.out_dir")  # before building the model and the data
-    result = train(cfg, resume=args.resume)
+    result = train(cfg, resume=args.resume, force=args.force)
     if result.last_checkpoint is not None:  # rank 0 only
         loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
         print(f"trained {result.steps} steps ({result.epochs_completed} epochs); final loss {loss}")

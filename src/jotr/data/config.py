@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,10 +48,15 @@ class AugmentConfig:
     neighbour_limb_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("occluder_prob", "limb_drop_prob", "neighbour_limb_prob", "flip_prob", "rot_prob"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"data.augment.{name} must be in [0, 1], got {value}")
+        for name in ("rot_prob", "flip_prob", "occluder_prob", "limb_drop_prob", "neighbour_limb_prob"):
+            _in_range(f"data.augment.{name}", getattr(self, name), 0.0, 1.0)
+        for name in ("scale_factor", "rot_factor", "color_factor", "box_shift"):
+            _in_range(f"data.augment.{name}", getattr(self, name), 0.0, math.inf)
+        lo, hi = (float(v) for v in self.bbox_enlarge)
+        if not (0.0 < lo <= hi < math.inf):
+            raise ValueError(
+                f"data.augment.bbox_enlarge must be two finite numbers 0 < a <= b, got {self.bbox_enlarge}"
+            )
 
 
 @dataclass(frozen=True)
@@ -62,3 +68,14 @@ class DataConfig:
     test: tuple[DatasetSpec, ...] = ()
     num_workers: int = 2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        _in_range("data.ratio_3d", self.ratio_3d, 0.0, 1.0)
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+def _in_range(name: str, value: float, lo: float, hi: float) -> None:
+    """ValueError unless ``lo <= value <= hi`` (NaN fails)."""
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo:g}, {hi:g}], got {value}")

@@ -58,14 +58,19 @@ BODY_CACHE_SIZE = 200_000  # records whose fitted-body joints are kept (~0.5 kB 
 FAR_AWAY = 1e9  # position given to unannotated joints of other persons (never a PoseFix swap donor)
 
 
+class UnreadableImageError(InputError):
+    """An image file exists but cannot be decoded (empty, truncated, corrupt): training skips it."""
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image; InputError naming the path when it is missing or unreadable."""
+    """(H, W, 3) uint8 RGB image; InputError naming the path when it is missing, UnreadableImageError when
+    it cannot be decoded."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"image not found: {p}")
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
-        raise InputError(f"image could not be decoded (corrupt or unsupported format): {p}")
+        raise UnreadableImageError(f"image could not be decoded (empty, corrupt or unsupported format): {p}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -15,7 +15,10 @@ Layout of a jotr checkpoint (a plain dict; only tensors, numbers, strings and co
     extra       anything else the caller passes (plain data)
 
 :func:`load_checkpoint` validates the file and raises :class:`jotr.errors.CheckpointError` with a clear
-message;
+message: the zip container's CRC-32 of every entry is verified (a damaged block is found, not loaded), and
+``.safetensors`` files (weights + ``jotr_config`` metadata, as ``jotr convert-official`` writes them) load as
+weights-only checkpoints after a header check. :func:`load_state_strict` also refuses non-floating tensors for
+floating parameters and NaN/inf weights;
 :func:`load_model` rebuilds the network from the stored config and loads it strictly.
 """
 
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from jotr.errors import CheckpointError
+from jotr.errors import CheckpointError, RunError
 from jotr.utils.io import atomic_save
 
 if TYPE_CHECKING:
@@ -171,16 +174,97 @@ def save_checkpoint(
         payload["criterion"] = {k: v.detach().cpu() for k, v in unwrap_model(criterion).state_dict().items()}
     if rng:
         payload["rng"] = capture_rng_state()
-    atomic_save(path, lambda tmp: torch.save(payload, tmp))
+    try:
+        atomic_save(path, lambda tmp: torch.save(payload, tmp))
+    except (RuntimeError, OSError) as exc:  # torch reports a full disk as "[enforce fail at ...]"
+        raise RunError(f"could not write checkpoint {path}: {_write_failure(path, exc)}") from exc
     logger.debug("saved checkpoint %s (step %d)", path, step)
     return path
 
 
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """A short reason for a failed write, naming a full disk when that is what happened."""
+    import errno
+    import shutil
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < 64 * 2**20:
+        return f"the disk is (nearly) full ({free / 2**20:.1f} MB free)"
+    text = " ".join(str(exc).split())
+    return text[-200:] if isinstance(exc, OSError) else f"the write failed ({text[-160:]}); disk full?"
+
+
 # --------------------------------------------------------------------------------------------------- load
+
+MAX_SAFETENSORS_HEADER = 100 * 2**20  # bytes of JSON header; larger is not a weights file
+
+
+def verify_zip_crc(path: Path) -> None:
+    """CheckpointError when ``path`` is a zip container (torch's format) whose entries fail their CRC-32
+    (torch.load does not check it: a zeroed block would load as different weights)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt (its zip container cannot be read: {exc})"
+        ) from None
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: entry {bad} fails its CRC check (damaged on disk or in a copy)"
+        )
+
+
+def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """A ``.safetensors`` file with jotr's ``jotr_config`` metadata as a weights-only checkpoint dict."""
+    import json
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if header_len < 2 or header_len > min(size - 8, MAX_SAFETENSORS_HEADER):
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file (header length {header_len}, {size} bytes)"
+        )
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+    except Exception as exc:  # noqa: BLE001 - the library's errors for damaged headers / offsets
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file: {' '.join(str(exc).split())}"
+        ) from None
+    if "jotr_config" not in meta:
+        raise CheckpointError(f"{path} has no 'jotr_config' metadata: not written by jotr convert-official")
+    try:
+        config = json.loads(meta["jotr_config"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its 'jotr_config' metadata is not JSON ({exc})") from None
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model": tensors,
+        "config": config,
+        "step": 0,
+        "epoch": 0,
+        "extra": {k: v for k, v in meta.items() if k != "jotr_config"},
+    }
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and validate a jotr checkpoint (``weights_only=True``); CheckpointError on any problem."""
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise CheckpointError(f"checkpoint must be a file path, got {path!r}"[:200])
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -195,6 +279,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} is empty (0 bytes): truncated by an interrupted copy or a full disk? "
             "(jotr itself writes checkpoints atomically)"
         )
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, map_location)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PK\x03\x04":
+        verify_zip_crc(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -272,6 +362,27 @@ def load_state_strict(
                 parts.append(f"{label}: {shown}")
         name = type(module).__name__
         raise CheckpointError(f"{source} does not match the model ({name}): " + "; ".join(parts))
+    wrong_kind = sorted(
+        f"{k}: checkpoint {state[k].dtype} vs model {expected[k].dtype}"
+        for k in expected
+        if isinstance(state[k], torch.Tensor)
+        and state[k].dtype.is_floating_point != expected[k].dtype.is_floating_point
+    )
+    if wrong_kind:
+        shown = ", ".join(wrong_kind[:10]) + (
+            f", ... ({len(wrong_kind)} in all)" if len(wrong_kind) > 10 else ""
+        )
+        raise CheckpointError(f"{source}: tensors of the wrong kind (integer vs floating): {shown}")
+    non_finite = sorted(
+        k
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and v.dtype.is_floating_point and not bool(torch.isfinite(v).all())
+    )
+    if non_finite:
+        shown = ", ".join(non_finite[:10]) + (
+            f", ... ({len(non_finite)} in all)" if len(non_finite) > 10 else ""
+        )
+        raise CheckpointError(f"{source} holds NaN/inf weights (a diverged or damaged run?): {shown}")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # dtype or other mismatches not caught above

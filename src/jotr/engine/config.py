@@ -41,7 +41,8 @@ class TrainConfig:
     tensorboard: bool = True  # TensorBoard event files in <out_dir>/tb (rank 0)
 
     def __post_init__(self) -> None:
-        _check(self.seed >= 0, "seed", self.seed, ">= 0")
+        _check(0 <= self.seed < 2**32, "seed", self.seed, "in [0, 2^32)")
+        _check(bool(self.out_dir.strip()), "out_dir", self.out_dir, "a folder name (not empty)")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         if self.max_steps is not None:
@@ -76,6 +77,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
         _check(self.num_workers >= 0, "num_workers", self.num_workers, ">= 0")
+        _check(bool(self.out_dir.strip()), "out_dir", self.out_dir, "a folder name (not empty)")
         bins = self.visibility_bins
         _check(
             len(bins) >= 2

@@ -58,28 +58,71 @@ from jotr.engine.checkpoint import (
 from jotr.engine.optim import build_optimizer, build_scheduler
 from jotr.engine.precision import use_cpu_bf16
 from jotr.errors import CheckpointError, ConfigError, InputError, RunError
-from jotr.utils.io import atomic_write_text, clean_stale_temporaries
+from jotr.utils.io import (
+    MARKER,
+    atomic_write_text,
+    clean_stale_temporaries,
+    is_jotr_output,
+    make_parents,
+    mark_output,
+    remove_if_empty,
+)
 
 logger = logging.getLogger(__name__)
 
 LAST_CKPT = "last.pt"
 BEST_CKPT = "best.pt"
-# train.* settings a resume must keep: the restored optimiser / scheduler / sampler state embodies them
-RESUME_LOCKED_SETTINGS = (
-    "seed",
-    "batch_size",
-    "lr",
-    "lr_backbone",
-    "weight_decay",
-    "lr_schedule",
-    "lr_decay_epochs",
-    "lr_decay_factor",
-    "warmup_steps",
-    "grad_clip",
-    "amp",
-    "amp_dtype",
-    "cpu_bf16",
+# A resume must keep every setting that shapes training (the restored model, optimiser, scheduler, sampler and
+# RNG states embody them): all of body.*, model.*, loss.*, data.* and train.* except these, which only locate
+# files, say where to run, or when to log / stop (the run length is checked separately).
+RESUME_FREE_SETTINGS = frozenset(
+    {
+        "body.smpl_model_path",
+        "body.smpl_j_regressor_h36m",
+        "body.smpl_j_regressor_extra",
+        "data.val",
+        "data.test",
+        "data.num_workers",
+        "train.out_dir",
+        "train.device",
+        "train.epochs",
+        "train.max_steps",
+        "train.max_minutes",
+        "train.init_from",
+        "train.find_unused_parameters",
+        "train.log_every",
+        "train.ckpt_every",
+        "train.val_every",
+        "train.progress",
+        "train.tensorboard",
+    }
 )
+RESUME_SECTIONS = ("body", "model", "loss", "data", "train")
+
+
+def _flatten(tree: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}.{key}"))
+        return out
+    return {prefix: tree}
+
+
+def resume_differences(old_cfg: Any, new_cfg: Any) -> list[str]:
+    """``"key old -> new"`` for every setting that shapes training and differs (see RESUME_FREE_SETTINGS)."""
+    from jotr.config import config_to_dict
+
+    diffs = []
+    for section in RESUME_SECTIONS:
+        old = _flatten(config_to_dict(getattr(old_cfg, section)), section)
+        new = _flatten(config_to_dict(getattr(new_cfg, section)), section)
+        for key in dict.fromkeys([*old, *new]):  # config order
+            if key in RESUME_FREE_SETTINGS or any(key.startswith(f + ".") for f in RESUME_FREE_SETTINGS):
+                continue
+            if old.get(key) != new.get(key):
+                diffs.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
+    return diffs
 
 
 class NonFiniteLossError(RunError):
@@ -355,19 +398,16 @@ class Trainer:
         )
 
     def _check_resume_settings(self, ckpt: Mapping[str, Any], path: Path) -> None:
-        """Refuse a resume whose optimisation settings differ from the checkpoint's run (ConfigError listing
-        them): the optimiser and scheduler states would silently keep the old ones while config.yaml records
-        the new ones. Bookkeeping settings (out_dir, device, log/ckpt/val intervals, ...) may change, and so
-        may the run length unless the learning-rate schedule depends on it (cosine)."""
+        """Refuse a resume whose settings differ from the checkpoint's run in anything that shapes training
+        (:func:`resume_differences`; ConfigError listing them): the restored states would silently keep the
+        old ones while config.yaml records the new ones. Bookkeeping settings (out_dir, device, log/ckpt/val
+        intervals, ...) may change, and so may the run length unless the learning-rate schedule depends on
+        it (cosine)."""
         from jotr.engine.checkpoint import checkpoint_config
 
-        old = checkpoint_config(ckpt, source=f"resume checkpoint {path}").train
-        new = self.cfg.train
-        diffs = [
-            f"train.{name} {getattr(old, name)!r} -> {getattr(new, name)!r}"
-            for name in RESUME_LOCKED_SETTINGS
-            if getattr(old, name) != getattr(new, name)
-        ]
+        old_cfg = checkpoint_config(ckpt, source=f"resume checkpoint {path}")
+        old, new = old_cfg.train, self.cfg.train
+        diffs = resume_differences(old_cfg, self.cfg)
         if "cosine" in (old.lr_schedule, new.lr_schedule):
             old_total = old.max_steps if old.max_steps is not None else old.epochs * self.steps_per_epoch
             if old_total != self.total_steps:
@@ -624,14 +664,31 @@ class Trainer:
         return bool(flag > 0)
 
     def fit(self) -> TrainResult:
-        tc = self.cfg.train
         self._fit_start = time.perf_counter()
+        created: list[Path] = []
+        new_marker = False
         if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            created = make_parents(self.out_dir)
             for stale in clean_stale_temporaries(self.out_dir):  # e.g. .last.pt.*.tmp of a killed run
                 logger.info("removed %s (left by an interrupted run)", stale)
-            self._write_run_info()
+            new_marker = not is_jotr_output(self.out_dir)
+            if new_marker:
+                mark_output(self.out_dir, "training run")
         jd.barrier()
+        first_step = self.step
+        try:
+            return self._fit_loop(first_step)
+        except BaseException:
+            if self.is_main and self.step == first_step:  # failed before its first step: leave nothing
+                if new_marker:
+                    (self.out_dir / MARKER).unlink(missing_ok=True)
+                remove_if_empty(created)
+            raise
+
+    def _fit_loop(self, first_step: int) -> TrainResult:
+        """:meth:`fit` after the output folder is set up; ``config.yaml`` and ``run_info.json`` are written
+        after the first step of this process (a run that fails before it leaves no files)."""
+        tc = self.cfg.train
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -650,6 +707,8 @@ class Trainer:
             while self.step < self.total_steps and not stopped:
                 for batch in self._loader():
                     loss, out = self.train_step(batch)
+                    if self.is_main and self.step == first_step:
+                        self._write_run_info()
                     self.step += 1
                     self.batch_in_epoch += 1
                     samples_since += global_batch
@@ -729,17 +788,53 @@ def resolve_resume(resume: str | Path | None, out_dir: str | Path) -> Path | Non
     return path
 
 
-def train(cfg, *, resume: str | Path | None = None, **overrides: Any) -> TrainResult:
-    """Run training as configured; ``resume`` is a checkpoint path or ``"auto"``.
+RUN_FILES = (LAST_CKPT, BEST_CKPT, "config.yaml", "run_info.json")  # what a run writes into train.out_dir
+
+
+def check_run_folder(out_dir: str | Path, resume: str | Path | None, force: bool = False) -> None:
+    """The output policy for training: a ``train.out_dir`` that already holds a run (:data:`RUN_FILES`) is
+    continued only with ``resume``, and started over only with ``force`` (its run files are then removed
+    first, and only if jotr made the folder); otherwise InputError."""
+    out = Path(out_dir)
+    if resume not in (None, ""):
+        return
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if not existing:
+        return
+    if not force:
+        raise InputError(
+            f"train.out_dir {out} already holds a run ({', '.join(existing)}); continue it with --resume "
+            "auto, start it over with --force, or choose another train.out_dir"
+        )
+    if not is_jotr_output(out):
+        raise InputError(
+            f"train.out_dir {out} holds {', '.join(existing)} but was not created by jotr (no {MARKER} "
+            "file); jotr does not replace it, even with --force: remove it yourself or choose another "
+            "train.out_dir"
+        )
+    for name in existing:
+        (out / name).unlink()
+    logger.info("--force: removed %s of the previous run in %s", ", ".join(existing), out)
+
+
+def train(cfg, *, resume: str | Path | None = None, force: bool = False, **overrides: Any) -> TrainResult:
+    """Run training as configured; ``resume`` is a checkpoint path or ``"auto"``; ``force`` starts a new run
+    in a ``train.out_dir`` that already holds one (:func:`check_run_folder`).
 
     Keyword arguments ``model``, ``criterion``, ``train_dataset``, ``val_datasets``, ``collate_fn`` replace
     the pieces built from the config (tests, custom data). A process group created here is destroyed at
     the end.
     """
+    from jotr.config import JOTRConfig
+
+    if not isinstance(cfg, JOTRConfig):
+        raise InputError(f"train(cfg) needs a JOTRConfig (jotr.config.load_config), got {type(cfg).__name__}")
     allowed = {"model", "criterion", "train_dataset", "val_datasets", "collate_fn"}
     unknown = set(overrides) - allowed
     if unknown:
         raise TypeError(f"train() got unexpected keyword arguments {sorted(unknown)}")
+    if jd.launched_rank() == 0:
+        check_run_folder(cfg.train.out_dir, resume, force)
     resume_path = resolve_resume(resume, cfg.train.out_dir)
     trainer = Trainer(cfg, resume=resume_path, **overrides)
     try:

@@ -3,7 +3,9 @@
 
 Atomicity: everything for one image is written into a hidden staging folder next to the destination, which is
 then renamed onto ``<out>/<name>/`` in one step (:func:`staged_dir`). A failure while writing (a person, the
-renderer, the disk) removes the staging folder, so a destination folder is either complete or absent."""
+renderer, the disk) removes the staging folder, so a destination folder is either complete or absent. Result
+folders hold jotr's marker file (:data:`jotr.utils.io.MARKER`); an existing destination is replaced only if it
+has one (the commands refuse an existing one without ``--force`` before that)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ from jotr.inference.predictor import PersonResult
 
 @contextlib.contextmanager
 def staged_dir(final: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder; on success it replaces ``final`` (an old ``final`` is removed)."""
-    from jotr.utils.io import make_parents, remove_if_empty, temp_prefix
+    """Yield a temporary folder (holding only jotr's marker file); on success it replaces ``final``. An old
+    ``final`` is removed only if jotr created it (marker file) or it is empty; otherwise InputError."""
+    from jotr.utils.io import check_new_output, make_parents, mark_output, remove_if_empty, temp_prefix
 
     final = Path(final)
+    check_new_output(final, "result folder", force=True)
     created = make_parents(final.parent)
     try:  # host-pid in the name: jotr.utils.io.clean_stale_temporaries removes it after a kill
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".partial", dir=final.parent))
@@ -39,6 +43,7 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
     os.umask(mask)
     os.chmod(tmp, 0o777 & ~mask)  # mkdtemp creates 0700; the final folder gets normal permissions
     try:
+        mark_output(tmp, "result")
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -47,6 +52,7 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
     old = None
     if final.exists():
         old = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".old", dir=final.parent))
+        mark_output(old, "staging")
         os.replace(final, old / final.name)
     try:
         os.replace(tmp, final)

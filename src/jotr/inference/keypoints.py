@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +141,6 @@ class PersonKeypoints:
     score: float = math.nan  # detector score, if any
 
 
-MAX_JSON_BYTES = 512 * 2**20  # a keypoint file larger than this is refused (not read into memory)
-
-
 def as_float_array(values: Any, name: str, what: str) -> np.ndarray:
     """``values`` (array or nested lists of real numbers) -> float64 array; InputError naming ``name`` for
     strings, booleans, None, ragged lists or other objects (numpy would parse ``"1.5"`` or ``True``)."""
@@ -172,19 +171,52 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _load_json(path: Path) -> Any:
+def read_regular_file(path: Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of ``path``; InputError naming it when it is missing, not a regular file (a FIFO would block,
+    ``/dev/zero`` never ends), or larger than ``max_bytes`` (checked before reading, and while reading)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise InputError(f"keypoint file {path} is too large ({size} bytes > {MAX_JSON_BYTES})")
-        return json.loads(path.read_bytes().decode("utf-8"))
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{what} {path} is not a regular file")
+            if st.st_size > max_bytes:
+                raise InputError(f"{what} {path} is too large ({st.st_size} bytes; the limit is {max_bytes})")
+            data = fh.read(max_bytes + 1)
     except FileNotFoundError:
-        raise InputError(f"keypoint file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        if isinstance(exc, RecursionError):
-            reason = "nested too deeply"
-        raise InputError(f"keypoint file {path} is not valid JSON: {reason}") from None
+        raise InputError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{what} {path} is too large (over {max_bytes} bytes)")
+    return data
+
+
+def _parse_int(text: str) -> int:
+    from jotr.limits import MAX_JSON_INT_DIGITS
+
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise InputError(f"an integer with {len(text)} digits (the limit is {MAX_JSON_INT_DIGITS})")
+    return int(text)
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """JSON bytes -> Python data; one-line InputError naming ``where`` for bad UTF-8, bad JSON, too deep
+    nesting or integers longer than :data:`jotr.limits.MAX_JSON_INT_DIGITS` digits."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_int=_parse_int)
+    except InputError as exc:
+        raise InputError(f"{where} is not valid JSON: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else " ".join(str(exc).split())
+        raise InputError(f"{where} is not valid JSON: {reason}") from None
+
+
+def _load_json(path: Path) -> Any:
+    from jotr.limits import MAX_KEYPOINT_FILE_BYTES
+
+    return parse_json(
+        read_regular_file(path, MAX_KEYPOINT_FILE_BYTES, "keypoint file"), f"keypoint file {path}"
+    )
 
 
 def _flat_keypoints(values: Any, where: str) -> np.ndarray:
@@ -253,6 +285,7 @@ def parse_coco_keypoints(
     else:
         raise InputError(f"{path}: expected a COCO results list or a COCO annotation object")
     out: dict[str, list[PersonKeypoints]] = {}
+    id_types: dict[str, str | int] = {}  # str(image_id) -> the first image_id seen with that text
     for i, entry in enumerate(entries):
         where = f"{path} entry {i}"
         if not isinstance(entry, Mapping) or "keypoints" not in entry or "image_id" not in entry:
@@ -265,6 +298,12 @@ def parse_coco_keypoints(
             raise InputError(f"{where}: {exc}") from None
         box_arr = _box(entry.get("bbox"), where)
         score = _score(entry.get("score"), where)
+        first = id_types.setdefault(_image_key(image_id), image_id)
+        if type(first) is not type(image_id):  # "1" and 1 must not silently become one image
+            raise InputError(
+                f"{where}: image_id {image_id!r} and image_id {first!r} of an earlier entry differ only in "
+                "type (string vs number); use one type for image ids"
+            )
         key = names.get(image_id, _image_key(image_id))
         out.setdefault(key, []).append(PersonKeypoints(kps, f, box_arr, score))
     return out
@@ -312,12 +351,17 @@ class KeypointSource:
             self._folder = self.path
         elif not self.path.exists():
             raise InputError(f"keypoint file not found: {self.path}")
-        else:
+        else:  # _load_json refuses FIFOs, devices and files over jotr.limits.MAX_KEYPOINT_FILE_BYTES
             data = _load_json(self.path)
             if isinstance(data, Mapping) and "people" in data:
                 self._single = parse_openpose(data, self.path, fmt)
             else:
                 self._by_key = parse_coco_keypoints(data, self.path, fmt)
+
+    @property
+    def single_image(self) -> bool:
+        """True for one OpenPose JSON file: it holds the people of one image only."""
+        return self._single is not None
 
     def for_image(self, image_path: str | Path) -> list[PersonKeypoints] | None:
         """The persons of one image, or None when the source has no entry for it."""

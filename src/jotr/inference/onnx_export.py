@@ -40,6 +40,27 @@ DEFAULT_OPSET = 20
 MIN_OPSET = 20  # 5-D GridSample; opsets 17-19 fail with "GridSample with 5D volumetric input" (measured)
 
 
+def max_opset() -> int:
+    """The highest ONNX opset this PyTorch can export (torch 2.13: 23)."""
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, "ONNX_MAX_OPSET", DEFAULT_OPSET))
+
+
+def check_opset(opset: object) -> int:
+    """``opset`` if it is an integer in [MIN_OPSET, max_opset()], else InputError saying the range."""
+    if isinstance(opset, bool) or not isinstance(opset, int):
+        raise InputError(f"ONNX opset must be an integer, got {opset!r}")
+    if opset < MIN_OPSET:
+        raise InputError(
+            f"ONNX opset must be >= {MIN_OPSET}: the decoder's 5-D grid_sample exports only as N-D "
+            f"GridSample (opset 20); got {opset}"
+        )
+    if opset > max_opset():
+        raise InputError(f"ONNX opset {opset} is newer than this PyTorch exports (at most {max_opset()})")
+    return opset
+
+
 class InferenceNetwork(nn.Module):
     """Tensor-in / tensor-out wrapper of ``model.predict`` (eval mode), the graph that is exported."""
 
@@ -88,12 +109,7 @@ def export_onnx(
        on a
     batch of a different size than the traced one and compare with PyTorch (raises if any output differs by
     more than ``tolerance``)."""
-    if opset < MIN_OPSET:
-        raise InputError(
-            f"ONNX opset must be >= {MIN_OPSET}: the decoder's 5-D grid_sample exports only as N-D "
-            f"GridSample "
-            f"(opset 20); got {opset}"
-        )
+    check_opset(opset)
     out_path = Path(out_path)
     device = next(model.parameters()).device
     wrapper = InferenceNetwork(model).eval().to(device)

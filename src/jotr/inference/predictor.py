@@ -42,6 +42,7 @@ from jotr.geometry.camera import VirtualCamera, project_points
 from jotr.geometry.coords import px_to_hm
 from jotr.geometry.rotations import rotmat_to_aa
 from jotr.inference.keypoints import CONFIDENCE_THRESHOLD, as_float_array, to_jotr30
+from jotr.limits import MAX_FOCAL, MAX_PEOPLE_PER_IMAGE, MIN_FOCAL, PREDICT_CHUNK
 from jotr.structures import Inputs
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB; InputError naming the file if it is missing or corrupt."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"image not found: {path}")
+        raise InputError(f"image not found: {path}" if not path.exists() else f"{path} is not a regular file")
+    check_image_header(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
         img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -122,6 +124,34 @@ def load_image(path: str | Path) -> np.ndarray:
     if img is None:
         raise InputError(f"cannot read image {path}: not a valid image file (corrupt or unsupported format)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def check_image_header(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header (nothing decoded); InputError when the file or its pixel count
+    is over :mod:`jotr.limits` (a 1 MB PNG can claim 30000 x 30000 pixels = 2.7 GB decoded)."""
+    import PIL.Image
+
+    from jotr.limits import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS
+
+    size = path.stat().st_size
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise InputError(
+            f"image {path} is {size / 2**20:.0f} MiB; the limit is {MAX_IMAGE_FILE_BYTES // 2**20} MiB"
+        )
+    limit = f"the limit is {MAX_IMAGE_PIXELS / 1e6:g} Mpx"
+    try:
+        with PIL.Image.open(path) as im:
+            width, height = im.size
+    except PIL.Image.DecompressionBombError:  # PIL's own, higher limit (2x its MAX_IMAGE_PIXELS): over ours
+        pil = 2 * (PIL.Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise InputError(f"cannot read image {path}: more than {pil:.0f} Mpx; {limit}") from None
+    except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return 0, 0  # a format PIL cannot read: OpenCV decides (it has its own pixel limit)
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"cannot read image {path}: {width}x{height} = {width * height / 1e6:.0f} Mpx; {limit}"
+        )
+    return width, height
 
 
 def check_device(device: str | torch.device | None) -> torch.device | None:
@@ -160,8 +190,8 @@ def _intrinsics(
     cx, cy = default_pp
     if focal is not None:
         fx, fy = pair(focal, "focal")
-        if not (fx > 0 and fy > 0 and math.isfinite(fx) and math.isfinite(fy)):
-            raise InputError(f"{name}: focal must be positive and finite, got {focal!r}")
+        if not all(MIN_FOCAL <= f <= MAX_FOCAL for f in (fx, fy)):
+            raise InputError(f"{name}: focal must be in [{MIN_FOCAL:g}, {MAX_FOCAL:g}] pixels, got {focal!r}")
     if princpt is not None:
         pp = pair(princpt, "princpt")
         if np.asarray(princpt).size != 2 or not all(math.isfinite(v) for v in pp):
@@ -178,6 +208,8 @@ def as_rgb_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] < 2 or img.shape[1] < 2:
         raise InputError(f"{name}: expected an (H, W, 3) RGB image, got shape {img.shape}")
     img = img[..., :3]
+    if img.dtype.kind not in "uif":
+        raise InputError(f"{name}: image pixels must be numbers, got dtype {img.dtype}")
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0
     img = img.astype(np.float32)
@@ -234,6 +266,13 @@ class JOTRPredictor:
         device: str | torch.device | None = None,
         bf16: bool = False,
     ) -> None:
+        from jotr.config import JOTRConfig
+
+        if not isinstance(model, torch.nn.Module) or not isinstance(cfg, JOTRConfig):
+            raise InputError(
+                "JOTRPredictor(model, cfg) needs a torch module and a JOTRConfig, got "
+                f"{type(model).__name__} and {type(cfg).__name__} (or use from_checkpoint / from_pretrained)"
+            )
         self.cfg = cfg
         self.bf16 = bf16  # run the network under bfloat16 autocast (CPU or CUDA); heads and body stay fp32
         self.model = model.eval()
@@ -431,6 +470,11 @@ class JOTRPredictor:
         (fx, fy), (cx, cy) = _intrinsics(focal, princpt, *default_intrinsics(W, H), name)
         if isinstance(people, (str, bytes, Mapping, PersonInput)) or not hasattr(people, "__iter__"):
             raise InputError(f"{name}: people must be a list of persons, got {type(people).__name__}")
+        people = list(people)
+        if len(people) > MAX_PEOPLE_PER_IMAGE:
+            raise InputError(
+                f"{name}: {len(people)} people given; the limit is {MAX_PEOPLE_PER_IMAGE} per image"
+            )
 
         results: list[PersonResult] = []
         prepared: list[tuple[int, _Prepared]] = []
@@ -441,8 +485,14 @@ class JOTRPredictor:
             except InputError as exc:
                 logger.warning("%s", exc)
                 results.append(PersonResult(index=i, error=str(exc)))
-        if prepared:
-            results.extend(self._run(prepared, (fx, fy), (cx, cy)))
+        for start in range(0, len(prepared), PREDICT_CHUNK):  # bounded batch: bounded memory
+            chunk = prepared[start : start + PREDICT_CHUNK]
+            try:
+                done = [_refuse_non_finite(r, name) for r in self._run(chunk, (fx, fy), (cx, cy))]
+            except InputError as exc:  # e.g. the body model refusing NaN parameters of broken weights
+                logger.warning("%s", exc)
+                done = [PersonResult(index=i, error=f"{name}: person {i}: {exc}") for i, _ in chunk]
+            results.extend(done)
         return sorted(results, key=lambda r: r.index)
 
     def _run(
@@ -520,6 +570,17 @@ def _checkpoint_info(path: str | Path) -> dict[str, str]:
     from jotr.weights import file_sha256
 
     return {"checkpoint": Path(path).name, "checkpoint_sha256": file_sha256(path)}
+
+
+def _refuse_non_finite(r: PersonResult, name: str) -> PersonResult:
+    """``r``, or an error result when any output is NaN/inf (broken weights, extreme inputs): never ok."""
+    arrays = ("pose_rotmat", "shape", "cam_t_crop", "translation", "vertices", "joints", "joints_img")
+    bad = [k for k in arrays if getattr(r, k) is not None and not np.isfinite(getattr(r, k)).all()]
+    if not bad:
+        return r
+    msg = f"{name}: person {r.index}: the network produced NaN/inf ({', '.join(bad)}); broken checkpoint?"
+    logger.warning("%s", msg)
+    return PersonResult(index=r.index, error=msg)
 
 
 def _fmt_box(box: np.ndarray) -> str:

@@ -206,6 +206,11 @@ def scene_metrics(predictor: Any, scene: Any, results: list) -> list[PersonMetri
     return out
 
 
+def demo_folder_name(family: str, seed: int, index: int) -> str:
+    """The result folder of one held-out scene inside the demo's output folder."""
+    return f"synthetic_{family}_{seed}_{index}"
+
+
 def run_synthetic_demo(
     predictor: Any,
     out_dir: str | Path,
@@ -246,7 +251,7 @@ def run_synthetic_demo(
         from jotr.viz.overlay import MeshVisualizer
 
         visualizer = MeshVisualizer()
-    name = f"synthetic_{family}_{seed}_{index}"
+    name = demo_folder_name(family, seed, index)
     extra = {
         "ground_truth_metrics_mm": {"mean": mean, "people": [m.__dict__ for m in metrics]},
         "scene": {"family": family, "seed": seed, "index": index},

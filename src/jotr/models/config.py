@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,6 +73,27 @@ class ModelConfig:
     keypoint_pathway_drop_prob: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in (
+            "input_size",
+            "heatmap_size",
+            "d_model",
+            "nhead",
+            "ffn_dim_2d",
+            "ffn_dim_3d",
+            "ffn_dim_dec",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.keypoint_mlp_dim < 1:
+            raise ValueError(f"model.keypoint_mlp_dim must be >= 1, got {self.keypoint_mlp_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("heatmap_sigma", "focal_256", "camera_3d_size", "bbox_3d_size", "depth_exponent_init"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"model.{name} must be a positive finite number, got {value}")
+        if not self.depth_exponent_max < math.inf:
+            raise ValueError(f"model.depth_exponent_max must be finite, got {self.depth_exponent_max}")
         if self.input_size % 32:
             raise ValueError(
                 f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}"

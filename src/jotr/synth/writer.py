@@ -1,8 +1,13 @@
 """Write a synthetic split to disk: ``DIR/images/<split>/<index>.jpg`` and ``DIR/<split>.json``
 (docs/synthetic_format.md).
 
-Atomicity: a stale ``DIR/<split>.json`` is removed first, every image is written atomically, and the JSON is
-written last (atomically), so a killed run never leaves a JSON that points at missing or foreign images.
+Output policy and atomicity: an existing split (``DIR/<split>.json`` or a non-empty ``DIR/images/<split>/``)
+is refused unless ``force`` (and even then an image folder that jotr did not create, one without
+:data:`jotr.utils.io.MARKER`, is never replaced). Images and the JSON are written into a hidden staging
+folder ``DIR/.<split>.jotr-<host>-<pid>.<random>.partial/`` and published at the end: the old JSON and images
+are moved aside, the new image folder is renamed into place, then the new JSON (renames, no copies). A killed
+run leaves only the staging folder (removed by the next ``synth`` into ``DIR``), never images without their
+JSON or a JSON that points at missing or foreign images; existing data stays untouched until the run ends.
 Determinism: scene ``i`` draws only from ``(seed, family, i)`` and torch runs single-threaded while
 generating, so the JSON is byte-identical for a given seed whatever the number of workers.
 """
@@ -13,6 +18,8 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +31,7 @@ from jotr.body.joint_sets import get_joint_set
 from jotr.errors import InputError
 from jotr.synth.photos import describe_photos, find_photos
 from jotr.synth.scene import FAMILIES, GT_JOINT_SETS, VISIBILITY_NAMES, SceneGenerator, SynthOptions
-from jotr.utils.io import atomic_save
+from jotr.utils.io import atomic_save, check_new_output, clean_stale_temporaries, mark_output, temp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -139,29 +146,68 @@ def write_split(
     split: str | None = None,
     progress: bool = True,
     generator: SceneGenerator | None = None,
+    force: bool = False,
 ) -> SplitSummary:
     """Generate ``num`` scenes of ``family`` into ``out_dir``; returns a summary with the throughput.
 
     ``split`` names the JSON/image folder (default: the family). ``generator`` reuses an existing in-process
-    generator (``workers <= 1`` only; tests use it to avoid re-loading the body model).
+    generator (``workers <= 1`` only; tests use it to avoid re-loading the body model). ``force`` replaces an
+    existing split of that name (see the module docstring); without it an existing split is an InputError.
     """
     options = options if options is not None else SynthOptions()
     if family not in FAMILIES:
         raise InputError(f"synth: unknown split family {family!r}; choose one of {', '.join(FAMILIES)}")
-    if num <= 0:
-        raise InputError(f"synth: --num must be positive, got {num}")
+    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
+        raise InputError(f"synth: --num must be a positive integer, got {num!r}")
+    if not isinstance(family, str) or not isinstance(workers, int) or not isinstance(seed, int):
+        raise InputError(
+            f"synth: family must be a name, seed and workers integers; got {family!r}, {seed!r}, {workers!r}"
+        )
     split = split or family
     out = Path(out_dir)
     json_path = out / f"{split}.json"
     image_dir = out / "images" / split
+    hint = "pass --force to replace it (or choose another --name / --out)"
+    check_new_output(json_path, "synth: split file", force=force, hint=hint)
+    if image_dir.is_symlink() or image_dir.exists() and (not image_dir.is_dir() or any(image_dir.iterdir())):
+        check_new_output(image_dir, "synth: image folder", force=force, hint=hint)
     try:
-        image_dir.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(out)  # staging folders of killed runs (jotr's marker only)
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(split), suffix=".partial", dir=out))
     except OSError as exc:
-        raise InputError(f"synth: cannot create output folder {image_dir}: {exc}") from exc
-    json_path.unlink(missing_ok=True)  # a stale JSON must never describe the images being overwritten
+        raise InputError(f"synth: cannot create output folder {out}: {exc}") from exc
+    try:
+        mark_output(staging, "staging")
+        summary = _generate(staging, out, family, num, seed, workers, options, split, progress, generator)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return summary
 
+
+def _generate(
+    staging: Path,
+    out: Path,
+    family: str,
+    num: int,
+    seed: int,
+    workers: int,
+    options: SynthOptions,
+    split: str,
+    progress: bool,
+    generator: SceneGenerator | None,
+) -> SplitSummary:
+    """:func:`write_split` inside the staging folder, then publish (module docstring)."""
+    json_path = out / f"{split}.json"
+    image_dir = out / "images" / split
+    staged_images = staging / "images"
+    staged_images.mkdir()
+    mark_output(staged_images, "synthetic images")
     tasks = [
-        (family, int(seed), i, str(image_dir / f"{i:06d}.jpg"), f"{split}/{i:06d}.jpg") for i in range(num)
+        (family, int(seed), i, str(staged_images / f"{i:06d}.jpg"), f"{split}/{i:06d}.jpg")
+        for i in range(num)
     ]
     from tqdm import tqdm
 
@@ -207,7 +253,17 @@ def write_split(
             {"id": 1, "name": "person", "keypoints": list(get_joint_set("coco17").names), "skeleton": []}
         ],
     }
-    write_file(json_path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+    staged_json = staging / json_path.name
+    write_file(staged_json, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+    # Publish: old JSON aside first (it must never describe the new images), old images aside, new ones in,
+    # new JSON last.
+    if json_path.exists():
+        os.replace(json_path, staging / "old.json")
+    if image_dir.exists():
+        os.replace(image_dir, staging / "old_images")
+    image_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged_images, image_dir)
+    os.replace(staged_json, json_path)
     targets = [a["visible_fraction"] for a in annotations if a["is_target"]]
     summary = SplitSummary(
         json_path=str(json_path),

@@ -94,7 +94,11 @@ def _line_px(width: int, height: int) -> int:
 
 
 class MeshVisualizer:
-    """Renders overlays and side views; keeps one offscreen renderer per image size."""
+    """Renders overlays and side views; keeps one offscreen renderer per image size, for the
+    ``MAX_RENDERERS`` most recently used sizes (each holds an OpenGL context and framebuffers of its size, so
+    a server that sees many sizes closes the least recently used one instead of keeping them all)."""
+
+    MAX_RENDERERS = 2
 
     def __init__(self, alpha: float = 1.0, side_angle_deg: float = 90.0) -> None:
         """``alpha``: opacity of the meshes over the image (1 = opaque); ``side_angle_deg``: the side view's
@@ -109,9 +113,14 @@ class MeshVisualizer:
         from jotr.viz.renderer import Renderer
 
         key = (width, height)
-        if key not in self._renderers:
-            self._renderers[key] = Renderer(width, height)
-        return self._renderers[key]
+        renderer = self._renderers.pop(key, None)
+        if renderer is None:
+            while len(self._renderers) >= self.MAX_RENDERERS:
+                oldest = next(iter(self._renderers))
+                self._renderers.pop(oldest).close()
+            renderer = Renderer(width, height)
+        self._renderers[key] = renderer  # dicts keep insertion order: last = most recently used
+        return renderer
 
     def close(self) -> None:
         for r in self._renderers.values():

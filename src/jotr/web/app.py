@@ -16,7 +16,9 @@ from gradio.utils import get_upload_folder
 from jotr.errors import InputError
 from jotr.web.handlers import (
     KEYPOINT_FORMATS,
+    Limits,
     PageResult,
+    UploadGuard,
     WebDemo,
     examples_dir,
     list_examples,
@@ -153,12 +155,14 @@ def launch(
     *,
     host: str,
     port: int,
-    max_upload_mb: float,
+    limits: Limits,
     allowed_paths: list[str],
     prevent_thread_lock: bool = False,
 ) -> None:
-    """Serve ``app`` on ``host:port`` (blocks until interrupted unless ``prevent_thread_lock``)."""
+    """Serve ``app`` on ``host:port`` (blocks until interrupted unless ``prevent_thread_lock``); uploads go
+    through :class:`UploadGuard` (per-client quota, size cap, unnamed files refused)."""
     import gradio.networking
+    from starlette.middleware import Middleware
 
     gradio.networking.url_ok = _patient_url_ok  # see _patient_url_ok
     app.launch(
@@ -168,7 +172,8 @@ def launch(
         quiet=True,  # no gradio banner and no "set share=True" hint: jotr serve prints its own ready line
         inbrowser=False,
         show_error=True,
-        max_file_size=f"{max_upload_mb:g}mb",
+        max_file_size=f"{limits.max_upload_mb:g}mb",
+        app_kwargs={"middleware": [Middleware(UploadGuard, limits=limits)]},
         allowed_paths=[str(examples_dir()), *allowed_paths],
         ssr_mode=False,
         mcp_server=False,

@@ -21,9 +21,9 @@ Files go only into ``workdir`` (one sub-folder per request, pruned after ``Limit
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import threading
@@ -31,13 +31,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from jotr import limits as shared
 from jotr.errors import CheckpointError, InputError
 from jotr.inference.predictor import PersonInput, PersonResult
 
@@ -48,14 +49,24 @@ KEYPOINT_FORMATS = ("auto", "coco17", "openpose18", "body25", "jotr30")
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may cost."""
+    """What one request may cost; defaults from the shared table :mod:`jotr.limits`."""
 
-    max_upload_mb: float = 10.0  # per uploaded file (the server refuses larger uploads too)
-    max_pixels: int = 40_000_000  # images with more pixels are refused before decoding
-    max_side: int = 1600  # images with a longer side are scaled down (with their keypoints) for inference
-    max_people: int = 20  # people beyond this many are not reconstructed (a note says so)
-    timeout_s: float = 60.0  # a request still running after this gets a message; its job stops at a stage
-    keep_s: float = 600.0  # request folders older than this are removed at the next request
+    max_upload_mb: float = shared.WEB_MAX_UPLOAD_MB  # per uploaded file (the server refuses larger uploads)
+    max_pixels: int = shared.MAX_IMAGE_PIXELS  # images with more pixels are refused before decoding
+    max_side: int = shared.WEB_MAX_SIDE  # longer sides are scaled down (with their keypoints) for inference
+    max_people: int = shared.WEB_MAX_PEOPLE  # people beyond this many are not reconstructed (a note says so)
+    timeout_s: float = shared.WEB_TIMEOUT_S  # a request still running after this gets a message
+    keep_s: float = shared.WEB_KEEP_S  # request folders older than this are removed at the next request
+    client_quota_mb: float = shared.WEB_CLIENT_QUOTA_MB  # uploads per client address per quota_window_s
+    quota_window_s: float = shared.WEB_QUOTA_WINDOW_S
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            number = not isinstance(value, bool) and isinstance(value, (int, float))
+            low = 0 <= value if number and f.name == "keep_s" else number and 0 < value  # keep_s 0: prune now
+            if not (number and low and value < math.inf):
+                raise InputError(f"web limit {f.name} must be a positive finite number, got {value!r}")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -83,6 +94,113 @@ class PageResult:
 
 class RequestTimeout(InputError):
     """The request ran past ``Limits.timeout_s``."""
+
+
+# ------------------------------------------------------------------------------------------------ uploads
+
+_FILE_NAME = re.compile(rb'filename="[^"]+"', re.IGNORECASE)
+_BOUNDARY = re.compile(rb'boundary="?([^";]+)"?', re.IGNORECASE)
+
+
+def unnamed_file_parts(body: bytes, content_type: bytes) -> bool:
+    """Whether a multipart/form-data ``body`` has a part without a (non-empty) file name: an upload route
+    takes files only, and gradio answered such parts with HTTP 500."""
+    m = _BOUNDARY.search(content_type)
+    if m is None:
+        return True  # not multipart: nothing the upload route can take
+    for part in body.split(b"--" + m.group(1))[1:]:
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        head = part.split(b"\r\n\r\n", 1)[0]
+        if _FILE_NAME.search(head) is None:
+            return True
+    return False
+
+
+class UploadGuard:
+    """ASGI middleware in front of the page's upload route (POST ``.../upload``): a per-client quota
+    (``Limits.client_quota_mb`` per ``Limits.quota_window_s`` by client address), a size cap per request
+    (two files' worth: the page uploads one file at a time), and a 400 answer for file parts without a file
+    name (gradio answered those with HTTP 500). Other requests pass through untouched."""
+
+    def __init__(self, app: Any, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.limits = limits
+        self.clock = clock
+        self._used: dict[str, list[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def charge(self, client: str, size: int) -> bool:
+        """Count ``size`` bytes against ``client``'s quota; False (nothing counted) when over it."""
+        now = self.clock()
+        quota = int(self.limits.client_quota_mb * 2**20)
+        with self._lock:
+            recent = [(t, n) for t, n in self._used.get(client, []) if now - t < self.limits.quota_window_s]
+            if sum(n for _, n in recent) + size > quota:
+                self._used[client] = recent
+                return False
+            recent.append((now, size))
+            self._used[client] = recent
+            for other in [c for c, v in self._used.items() if not v]:
+                del self._used[other]
+            return True
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path = str(scope.get("path", "")).rstrip("/")
+        if scope.get("type") != "http" or scope.get("method") != "POST" or not path.endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        client = str((scope.get("client") or ("unknown",))[0])
+        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        try:
+            length = int(headers.get(b"content-length", b"").decode("latin-1"))
+        except ValueError:
+            await _reply(send, 411, "uploads need a Content-Length header")
+            return
+        if length < 0 or length > 2 * self.limits.max_upload_bytes + 2**20:
+            await _reply(
+                send, 413, f"upload too large; the limit is {self.limits.max_upload_mb:g} MB per file"
+            )
+            return
+        if not self.charge(client, length):
+            await _reply(
+                send,
+                429,
+                f"upload quota reached: {self.limits.client_quota_mb:g} MB per "
+                f"{self.limits.quota_window_s / 60:g} min per address; try again later",
+            )
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > length:
+                await _reply(send, 400, "upload longer than its Content-Length")
+                return
+            if not message.get("more_body", False):
+                break
+        if unnamed_file_parts(bytes(body), headers.get(b"content-type", b"")):
+            await _reply(send, 400, "an uploaded file has no file name")
+            return
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _reply(send: Callable, status: int, text: str) -> None:
+    data = text.encode("utf-8")
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -160,15 +278,20 @@ def read_keypoints(
 
     OpenPose JSON: all its people. COCO results list / COCO annotation file: the entries of the only image in
     it, or of the image whose file name, stem or trailing number matches ``image_name``."""
-    from jotr.inference.keypoints import match_image, parse_coco_keypoints, parse_openpose
+    from jotr.inference.keypoints import (
+        match_image,
+        parse_coco_keypoints,
+        parse_json,
+        parse_openpose,
+        read_regular_file,
+    )
 
     path = Path(path)
     fmt = None if keypoint_format in (None, "", "auto") else keypoint_format
     _check_size(path, limits, "keypoint file")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"the keypoint file {path.name} is not valid JSON ({exc})") from None
+    data = parse_json(
+        read_regular_file(path, limits.max_upload_bytes, "keypoint file"), f"the keypoint file {path.name}"
+    )
     if isinstance(data, dict) and "people" in data:
         found = parse_openpose(data, path.name, fmt)
     else:
