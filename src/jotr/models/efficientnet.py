@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jotr.errors import CheckpointError, describe_key_groups
-from jotr.models.resnet import clear_folded_cache, conv_bn
+from jotr.models.resnet import clear_folded_cache, conv_bn, init_conv_bn
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +133,7 @@ class EfficientNetLite(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def train(self, mode: bool = True) -> EfficientNetLite:
         clear_folded_cache(self)

@@ -56,6 +56,17 @@ def clear_folded_cache(module: nn.Module) -> None:
         m.__dict__.pop("_jotr_folded", None)
 
 
+def init_conv_bn(module: nn.Module) -> None:
+    """He-normal (fan-out) convolutions, unit-scale zero-shift BatchNorms: the from-scratch initialisation of
+    the backbones."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def conv_bn(x: Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Tensor:
     """``bn(conv(x))``. Without autograd in eval mode (inference) the BatchNorm is folded into the convolution
     (one kernel instead of two memory-bound passes); with autograd or in training, the plain modules run."""
@@ -167,12 +178,7 @@ class ResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def train(self, mode: bool = True) -> ResNet:
         clear_folded_cache(self)
