@@ -20,4 +20,4 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 demo: setup
-	$(PY) -m jotr demo-synthetic --out outputs/demo
+	$(PY) -m jotr demo-synthetic --out outputs/demo --force  # --force: replace the previous demo result (only folders jotr made)
