@@ -192,7 +192,7 @@ def test_demo_synthetic_checks_out_before_loading_the_model(tmp_path, capsys, mo
     blocker.write_text("x")
     code, _, err = _cli(["demo-synthetic", "--out", blocker], capsys)
     assert code == 2 and "not a folder" in err
-    existing = tmp_path / "out" / "synthetic_pc_1001_0"
+    existing = tmp_path / "out" / "synthetic_oc_1001_0"
     existing.mkdir(parents=True)
     mark_output(existing, "result")
     (existing / "params.json").write_text("{}")

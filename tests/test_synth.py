@@ -711,6 +711,11 @@ def test_lighting_and_effects_units():
         rng, bg, [person], light_dir, cam_rot, cam_center, (150.0, 150.0), (80.0, 60.0), 0.6
     )
     assert shaded.min() < 150 and (shaded == 200).mean() > 0.5
+    # A contact shadow (photographs): only the lowest vertices cast, a small part of the whole shadow.
+    contact = fx.cast_shadows(
+        rng, bg, [person], light_dir, cam_rot, cam_center, (150.0, 150.0), (80.0, 60.0), 0.6, max_height=0.25
+    )
+    assert contact.min() < 200 and 0 < (contact < 195).sum() < 0.5 * (shaded < 195).sum()
     assert (
         fx.cast_shadows(
             rng,

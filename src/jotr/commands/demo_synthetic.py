@@ -27,7 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="jotr checkpoint (default: the model shipped with jotr, docs/model_card.md)",
     )
     p.add_argument(
-        "--family", default="pc", choices=["none", "oc", "pc", "crowd"], help="scene family (default pc)"
+        "--family",
+        default="oc",
+        choices=["none", "oc", "pc", "crowd"],
+        help="scene family (default oc: the target partly hidden behind objects)",
     )
     p.add_argument(
         "--seed", type=int, default=HELD_OUT_SEED, help=f"scene seed (default {HELD_OUT_SEED}, held out)"

@@ -27,6 +27,7 @@ def cast_shadows(
     focal: tuple[float, float],
     princpt: tuple[float, float],
     strength: float,
+    max_height: float | None = None,
 ) -> np.ndarray:
     """Darken the background where the people's shadows fall on the ground plane.
 
@@ -35,6 +36,9 @@ def cast_shadows(
     down, ground y = 0). Each vertex is projected along the light onto the ground and splatted into a mask
     that is closed and softened; ``strength`` in [0, 1] is the darkening at the shadow's core. Returns the
     darkened copy of ``bg`` (people drawn on top later hide the part of the shadow behind them).
+    ``max_height`` (metres): only vertices at most this high above the ground cast a shadow -- a contact
+    shadow around the feet, for backgrounds whose ground is not the scene's ground plane (a photograph: a
+    whole-body shadow would land on its sky or walls as a ghost of the person). None = the whole body.
     """
     import cv2
 
@@ -46,6 +50,10 @@ def cast_shadows(
     radius = 1
     for verts in people:
         world = verts @ cam_rot + cam_center  # X_w = R^T X_c + C (row vectors)
+        if max_height is not None:
+            world = world[world[:, 1] >= -max_height]  # y down: height above the ground is -y
+            if not len(world):
+                continue
         s = world[:, 1] / -d_world[1]  # distance along the light direction down to y = 0 (y >= 0 is down)
         ground = world - s[:, None] * d_world[None]
         cam = (ground - cam_center) @ cam_rot.T

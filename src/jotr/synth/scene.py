@@ -521,14 +521,19 @@ class SceneGenerator:
         key, ambient = float(light.key_rgb @ app.LUMA), float(light.sky_rgb @ app.LUMA)
         shadow = look.uniform(0.3, 0.75) * key / (key + ambient + 1e-6)
         # Shadows on the ground plane: along the key light on a procedural ground; on a photograph, whose
-        # ground is not the scene's, only a short, fainter shadow around the feet (light raised to 50-75 deg).
+        # ground is not the scene's, only a fainter contact shadow cast by the body's lowest 25 cm (light
+        # raised to 50-75 deg): a whole-body shadow landed on the sky or walls of the photo as a ghost.
+        contact = None
         if bg_name == "procedural":
             shadow_dir = fx.raise_light(light.key_dir, cam_rot, 15.0)
         else:
             shadow_dir = fx.raise_light(light.key_dir, cam_rot, look.uniform(50.0, 75.0))
             shadow *= 0.7
+            contact = 0.25
         people = [p.vertices for p in persons]
-        bg = fx.cast_shadows(look, bg, people, shadow_dir, cam_rot, cam_center, focal, princpt, shadow)
+        bg = fx.cast_shadows(
+            look, bg, people, shadow_dir, cam_rot, cam_center, focal, princpt, shadow, max_height=contact
+        )
         meshes = [(p.vertices, self.faces, p.colors) for p in persons]
         meshes += [(oc.vertices, oc.faces, oc.colors) for oc in occluders]
         lit = [(v, f, app.shade_vertices(c, vertex_normals(v, f), light)) for v, f, c in meshes]

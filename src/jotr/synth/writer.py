@@ -35,7 +35,7 @@ from jotr.utils.io import atomic_save, check_new_output, clean_stale_temporaries
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: contact shadows only on photographs (3 drew whole-body shadows onto them)
 FLOAT_DECIMALS = 6
 
 
