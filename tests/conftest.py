@@ -35,6 +35,27 @@ TINY_MODEL = dict(
 )
 
 
+def toy_demo_checkpoint(path: Path, model: dict | None = None) -> Path:
+    """A random-weight checkpoint of the toy body (``model``: ModelConfig overrides, default the small
+    network) whose camera keeps the meshes in view, for the demo/video tests."""
+    import torch
+
+    from jotr.config import JOTRConfig, merge_config
+    from jotr.engine.checkpoint import save_checkpoint
+    from jotr.models import build_model
+    from jotr.models.config import ModelConfig
+
+    torch.manual_seed(0)
+    base = JOTRConfig(model=ModelConfig.small()) if model is None else JOTRConfig()
+    cfg = merge_config(base, {"body": {"kind": "toy"}, **({"model": model} if model is not None else {})})
+    net = build_model(cfg, pretrained=False).eval()
+    with torch.no_grad():  # a camera that keeps the random-weight meshes in view
+        for p in net.cam_head.parameters():
+            p.zero_()
+        net.cam_head.layers[0].bias[2] = 1.9
+    return save_checkpoint(path, model=net, cfg=cfg, step=0, rng=False, commit="test")
+
+
 @pytest.fixture(scope="session")
 def anny_cache_env() -> Path:
     from jotr.body.anny_cache import default_cache_dir

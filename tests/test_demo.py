@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from jotr.cli import main
-from jotr.config import JOTRConfig, merge_config
+from jotr.config import JOTRConfig
 from jotr.models.config import ModelConfig
 
 W, H = 120, 100
@@ -20,18 +20,9 @@ W, H = 120, 100
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from jotr.engine.checkpoint import save_checkpoint
-    from jotr.models import build_model
+    from conftest import toy_demo_checkpoint
 
-    torch.manual_seed(0)
-    cfg = merge_config(JOTRConfig(model=ModelConfig.small()), {"body": {"kind": "toy"}})
-    model = build_model(cfg, pretrained=False).eval()
-    with torch.no_grad():  # a camera that keeps the random-weight meshes in view
-        for p in model.cam_head.parameters():
-            p.zero_()
-        model.cam_head.layers[0].bias[2] = 1.9
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, model=model, cfg=cfg, step=0, rng=False, commit="test")
+    return toy_demo_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 def _coco_person(rng, cx, cy):

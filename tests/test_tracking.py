@@ -131,22 +131,9 @@ def test_track_input_from_predictor_people():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    import torch
-    from conftest import TINY_MODEL
+    from conftest import TINY_MODEL, toy_demo_checkpoint
 
-    from jotr.config import JOTRConfig, merge_config
-    from jotr.engine.checkpoint import save_checkpoint
-    from jotr.models import build_model
-
-    torch.manual_seed(0)
-    cfg = merge_config(JOTRConfig(), {"body": {"kind": "toy"}, "model": TINY_MODEL})
-    model = build_model(cfg, pretrained=False).eval()
-    with torch.no_grad():  # a camera that keeps the random-weight meshes in view
-        for p in model.cam_head.parameters():
-            p.zero_()
-        model.cam_head.layers[0].bias[2] = 1.9
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, model=model, cfg=cfg, step=0, rng=False, commit="test")
+    return toy_demo_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", TINY_MODEL)
 
 
 def test_demo_video_tracks_people_with_or_without_smoothing(tiny_checkpoint, tmp_path, capsys):
