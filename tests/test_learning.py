@@ -174,6 +174,32 @@ def test_keypoint_lifter_trains_and_evaluates_through_the_engine(synth_root, bod
     assert metrics.num_samples == 6 and np.isfinite(metrics.mpjpe)
 
 
+def test_keypoint_lifter_samples_skip_the_image_but_keep_everything_else(
+    synth_root, body, tmp_path, monkeypatch
+):
+    """The lifter never reads the crop: its pipeline does not decode images (so it trains at its own speed)
+    and hands a black crop, with the same keypoints, corruptions and targets as JOTR's pipeline."""
+    import jotr.data.pipeline as pipeline
+    from jotr.data.dataset import build_dataset
+
+    cfg = merge_config(
+        _cfg(synth_root, "cut", tmp_path),
+        {"data": {"augment": {"limb_drop_prob": 0.5, "occluder_prob": 0.5, "occluder_placement": "joints"}}},
+    )
+    lifter_cfg = merge_config(cfg, {"model": {"architecture": "keypoint_lifter"}})
+    assert cfg.model.uses_image and not lifter_cfg.model.uses_image
+    spec, models = cfg.data.train_3d[0], {body.name: body}
+    full = build_dataset(spec, cfg, train=True, body_models=models)
+    lifter = build_dataset(spec, lifter_cfg, train=True, body_models=models)
+    with_images = [full[i] for i in range(len(full))]
+    monkeypatch.setattr(pipeline, "load_image", lambda path: pytest.fail(f"the lifter decoded {path}"))
+    for i, a in enumerate(with_images):
+        b = lifter[i]
+        assert float(a["image"].abs().sum()) > 0 and float(b["image"].abs().sum()) == 0.0
+        for key in ("keypoints_hm", "keypoints_valid", "joints_hm", "joints_cam", "pose_aa", "crop_to_img"):
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"sample {i}: {key}")
+
+
 def test_time_budget_stops_training(synth_root, body, tmp_path):
     from jotr.engine.trainer import train
 

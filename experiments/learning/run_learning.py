@@ -91,6 +91,7 @@ class LearningConfig:
     budget_minutes: float
     val_points: int = 8
     calibration_steps: int = 12
+    shipped_reference: bool = False  # also evaluate the shipped model (src/jotr/weights) on the test splits
 
     @staticmethod
     def load(path: str | Path) -> LearningConfig:
@@ -123,6 +124,7 @@ class LearningConfig:
             budget_minutes=float(data["budget_minutes"]),
             val_points=int(data.get("val_points", 8)),
             calibration_steps=int(data.get("calibration_steps", 12)),
+            shipped_reference=bool(data.get("shipped_reference", False)),
         )
         clash = {s.seed for s in cfg.train + cfg.val} & {s.seed for s in cfg.test}
         if clash:
@@ -418,6 +420,37 @@ def evaluate_reference(lcfg: LearningConfig) -> dict[str, Any]:
     return doc
 
 
+SHIPPED = "shipped_model"
+
+
+def evaluate_shipped(lcfg: LearningConfig) -> dict[str, Any]:
+    """The model that ships today (``jotr.weights``), with its own config (network, input size), on the same
+    test splits and image-dependence rows as the trained models."""
+    from jotr.config import merge_config
+    from jotr.weights import shipped_file
+    from jotr.weights.loading import load_shipped_model
+
+    path = shipped_file.default_shipped_path()
+    net, shipped_cfg = load_shipped_model(path)
+    base = base_config(lcfg)
+    cfg = merge_config(
+        shipped_cfg,
+        {
+            "data": {"test": [dataclasses.asdict(s) for s in base.data.test]},
+            "eval": dataclasses.asdict(base.eval),
+        },
+    )
+    doc = {
+        "name": SHIPPED,
+        "label": f"shipped model ({path.name}, trained before issue 22)",
+        "checkpoint": str(path),
+        "sha256": shipped_file.file_sha256(path),
+    }
+    doc["test"] = _evaluate_net(cfg, net)
+    _write_json(result_path(lcfg, SHIPPED), doc)
+    return doc
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 
@@ -551,12 +584,16 @@ def report(lcfg: LearningConfig) -> dict[str, Path]:
     runs = [json.loads(p.read_text()) for m in lcfg.models if (p := result_path(lcfg, m.name)).is_file()]
     ref_path = result_path(lcfg, REFERENCE)
     reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
+    shipped_path = result_path(lcfg, SHIPPED)
+    shipped = (
+        [json.loads(shipped_path.read_text())] if lcfg.shipped_reference and shipped_path.is_file() else []
+    )
     if not runs:
         log.warning("no finished runs under %s", lcfg.runs_dir)
         return {}
     out = Path(lcfg.results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    everything = runs + ([reference] if reference else [])
+    everything = runs + shipped + ([reference] if reference else [])
     vis = visibility_rows(everything, EvalConfig().visibility_bins)
     slim = [
         {k: v for k, v in r.items() if k != "test"}
@@ -582,7 +619,7 @@ def report(lcfg: LearningConfig) -> dict[str, Path]:
         markdown_table(everything)
         + f"\nImage dependence (pooled test splits; {LIMBS_WITHHELD} of 4 limbs withheld per person; "
         "'withheld-limb joints' = MPJPE over those limbs' joints, with their keypoints given in the normal "
-        "row):\n\n" + image_dependence_table(runs),
+        "row):\n\n" + image_dependence_table(runs + shipped),
     )
     lines = ["model,visible_low,visible_high,count," + ",".join(METRICS)]
     lines += [
@@ -641,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase in ("all", "report"):
         if not result_path(lcfg, REFERENCE).is_file():
             evaluate_reference(lcfg)
+        if lcfg.shipped_reference and not result_path(lcfg, SHIPPED).is_file():
+            evaluate_shipped(lcfg)
         for name, path in report(lcfg).items():
             log.info("wrote %s: %s", name, path)
     return 0

@@ -88,6 +88,7 @@ class SamplePipeline:
         self.train = train
         self.aug = cfg.data.augment
         self.input_size = int(cfg.model.input_size)
+        self.uses_image = bool(getattr(cfg.model, "uses_image", True))
         self.hm_size = int(cfg.model.heatmap_size)
         self.bbox_3d_size = float(cfg.model.bbox_3d_size)
         self.body_models = dict(body_models or {})
@@ -215,7 +216,9 @@ class SamplePipeline:
     # ---------------------------------------------------------------------------------------------- the call
 
     def __call__(self, record: PersonRecord, rng: np.random.Generator) -> dict[str, Any]:
-        image = load_image(record.image_path)
+        # a model that never reads the crop (model.uses_image False) gets a black one, undecoded: same
+        # random streams, boxes, keypoints and targets as with the image
+        image = load_image(record.image_path) if self.uses_image else None
         params = A.sample_aug_params(self.aug, rng) if self.train else A.AugParams()
         box = self._crop_box(record, params)
         size = box[2] * params.scale
@@ -224,14 +227,17 @@ class SamplePipeline:
             shift = np.clip(rng.standard_normal(2), -2.0, 2.0) * self.aug.box_shift * size
             center = (center[0] + shift[0], center[1] + shift[1])
         M = crop_transform(center, size, self.input_size, rot_deg=params.rot_deg, flip=params.flip)
-        crop = cv2.warpAffine(
-            image,
-            M,
-            (self.input_size, self.input_size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(0, 0, 0),
-        )
+        if image is None:
+            crop = np.zeros((self.input_size, self.input_size, 3), dtype=np.uint8)
+        else:
+            crop = cv2.warpAffine(
+                image,
+                M,
+                (self.input_size, self.input_size),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=(0, 0, 0),
+            )
         perm = JOTR30_FLIP if params.flip else np.arange(NUM_JOINTS)
         cam_T = A.camera_transform(params.rot_deg, params.flip)
 

@@ -72,6 +72,13 @@ class ModelConfig:
     # the heatmaps keep the keypoints. 0 = off.
     keypoint_pathway_drop_prob: float = 0.0
 
+    @property
+    def uses_image(self) -> bool:
+        """False for the architectures that never read the crop (the keypoint lifter): the data pipeline then
+        skips decoding and warping the image and hands over a black crop, so such a model trains at its own
+        speed."""
+        return self.architecture != "keypoint_lifter"
+
     def __post_init__(self) -> None:
         for name in (
             "input_size",
