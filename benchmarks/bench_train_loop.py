@@ -16,7 +16,8 @@ Ratios: bf16 / fp32 step throughput, and loader / fp32 throughput (> 1: data loa
 Prints a table and one JSON line (``{"bench": "train_loop", ...}``).
 
 ``--grid`` (issue 22) instead times the training step for every combination of ``--backbones`` (``resnet18``,
-``efficientnet_lite0``, ``efficientnet_lite0/16`` = feature stride 16), ``--sizes`` (input pixels),
+``efficientnet_lite0``, ``movenet`` (the pose-pretrained MoveNet backbone), ``/16`` appended = feature stride
+16, e.g. ``efficientnet_lite0/16``), ``--sizes`` (input pixels),
 ``--dtypes`` (fp32, bf16) and ``--channels-last`` (on, off), on batches of the recipe's pipeline at that input
 size (loader excluded), and prints samples/s per setting plus a JSON line (``{"bench": "train_loop_grid"}``).
 """
@@ -33,14 +34,24 @@ from pathlib import Path
 import torch
 
 
-def _data(folder: str | None, split: str, tmp: Path) -> tuple[str, str]:
+def _data(folder: str | None, split: str, tmp: Path, batch: int) -> tuple[str, str]:
+    """``--data``/``--split``, else ``pc`` scenes rendered into ``tmp``: enough for 4 batches (about 1.8
+    annotated persons per scene, every one a training sample), at least 6."""
     if folder:
         return folder, split
     from jotr.synth.scene import SynthOptions
     from jotr.synth.writer import write_split
 
-    write_split(tmp, "pc", 6, seed=7, options=SynthOptions(width=256, height=192), progress=False)
+    scenes = max(6, -(-8 * batch // 3))  # ceil(4 batch / 1.5)
+    write_split(tmp, "pc", scenes, seed=7, options=SynthOptions(width=256, height=192), progress=False)
     return str(tmp), "pc"
+
+
+def _batches(loader, n: int) -> list:
+    batches = [b for _, b in zip(range(n), loader)]
+    if not batches:
+        raise SystemExit("the data gives no full batch: pass a larger --data split or a smaller --batch")
+    return batches
 
 
 class _Stepper:
@@ -87,7 +98,7 @@ def grid(args) -> int:
     load_start = os.getloadavg()[0]
     settings: list[tuple[dict, _Stepper]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        root, split = _data(args.data, args.split, Path(tmp))
+        root, split = _data(args.data, args.split, Path(tmp), args.batch)
         base = load_config(args.config)
         spec = [{"name": "synthetic", "root": root, "split": split, "options": {"targets_only": False}}]
         base = merge_config(base, {"data": {"train_3d": spec}, "train": {"batch_size": args.batch}})
@@ -99,7 +110,7 @@ def grid(args) -> int:
             )
             ds = build_dataset(sized.data.train_3d[0], sized, train=True, body_models={body.name: body})
             loader = make_loader(ds, batch_size=args.batch, train=True, num_workers=0, drop_last=True)
-            batches = [b for _, b in zip(range(3), loader)]
+            batches = _batches(loader, 3)
             for backbone in args.backbones.split(","):
                 name, _, stride = backbone.partition("/")
                 for cl in args.channels_last.split(","):
@@ -152,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--config", default="synthetic_small", help="shipped config name or YAML (the recipe)")
     ap.add_argument("--grid", action="store_true", help="time the step per backbone / size / dtype / layout")
-    ap.add_argument("--backbones", default="resnet18,efficientnet_lite0,efficientnet_lite0/16")
+    ap.add_argument(
+        "--backbones",
+        default="resnet18,efficientnet_lite0,efficientnet_lite0/16",
+        help="--grid: comma-separated model.backbone values (resnet18, efficientnet_lite0, movenet, ...), "
+        "each with an optional /16 for feature stride 16",
+    )
     ap.add_argument("--sizes", default="64,96,128")
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--channels-last", default="on,off")
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     from jotr.models import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        root, split = _data(args.data, args.split, Path(tmp))
+        root, split = _data(args.data, args.split, Path(tmp), args.batch)
         cfg = load_config(args.config)
         spec = [{"name": "synthetic", "root": root, "split": split, "options": {"targets_only": False}}]
         cfg = merge_config(cfg, {"data": {"train_3d": spec}, "train": {"batch_size": args.batch}})
@@ -192,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 n += args.batch
             loader_rate[workers] = n / max(time.perf_counter() - t0, 1e-9)
         loader = make_loader(ds, batch_size=args.batch, train=True, drop_last=True)
-        batches = [b for _, b in zip(range(4), loader)]
+        batches = _batches(loader, 4)
 
         step_rate = {}
         for mode in ("fp32", "bf16"):

@@ -58,3 +58,24 @@ def test_splits_of_an_older_generator_are_not_reused(run_learning, tmp_path):
     for version, current in ((FORMAT_VERSION - 1, False), (FORMAT_VERSION, True)):
         (folder / f"{split.name}.json").write_text(json.dumps({"info": {**info, "format_version": version}}))
         assert run_learning._is_current(lcfg, "test", split) is current
+
+
+def test_backbone_probe_uses_v2s_data_and_builds_its_models(run_learning):
+    """probe_posebb.yaml (issue 22): v2's splits and data folder, its own run and result folders, the v2
+    recipe with either backbone (nothing else differs), and v2's keypoint lifter."""
+    import dataclasses
+
+    v2 = run_learning.LearningConfig.load(CONFIGS / "v2.yaml")
+    probe = run_learning.LearningConfig.load(CONFIGS / "probe_posebb.yaml")
+    assert probe.jotr_config == v2.jotr_config == ("synthetic_small_v2",)
+    assert (probe.data_root, probe.train, probe.val, probe.test) == (v2.data_root, v2.train, v2.val, v2.test)
+    assert probe.runs_dir != v2.runs_dir and probe.results_dir != v2.results_dir
+    specs = {m.name: m for m in probe.models}
+    assert specs["keypoint_lifter"].overrides == {m.name: m for m in v2.models}["keypoint_lifter"].overrides
+    effnet, movenet = (
+        dataclasses.asdict(run_learning.model_config(probe, specs[name]).model)
+        for name in ("jotr_v2_effnet", "jotr_v2_movenet")
+    )
+    assert (effnet["backbone"], effnet["backbone_weights"]) == ("efficientnet_lite0", "imagenet")
+    assert (movenet["backbone"], movenet["backbone_weights"]) == ("movenet", "movenet")
+    assert {k for k in effnet if effnet[k] != movenet[k]} == {"backbone", "backbone_weights"}

