@@ -375,7 +375,9 @@ def test_limb_drop_and_neighbour_limb_change_the_input_only(tmp_path, body):
     # inside or outside depending on the CPU's last-bit rounding
     margin = {"bbox_enlarge": [1.25, 1.25]}
     plain = SamplePipeline(make_cfg(**margin), train=True)(rec, np.random.default_rng(0))
-    dropped = SamplePipeline(make_cfg(limb_drop_prob=1.0, **margin), train=True)(rec, np.random.default_rng(0))
+    dropped = SamplePipeline(make_cfg(limb_drop_prob=1.0, **margin), train=True)(
+        rec, np.random.default_rng(0)
+    )
     limbs = sorted(j for limb in limb_indices("jotr30") for j in limb)
     assert dropped["keypoints_valid"][limbs].sum() == 0 and plain["keypoints_valid"][limbs].sum() == 16
     torso = [j for j in range(30) if j not in limbs]
