@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jotr.errors import CheckpointError, describe_key_groups
+from jotr.errors import CheckpointError, describe_state_mismatch
 from jotr.models.resnet import clear_folded_cache, conv_bn, init_conv_bn
 
 logger = logging.getLogger(__name__)
@@ -200,20 +200,14 @@ def load_efficientnet_weights(net: EfficientNetLite, path: str | Path | None = N
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"EfficientNet weight file {path} does not hold a state dict of tensors")
     expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unused = set(state) - set(expected)
-    allowed = {k for k in unused if k.startswith(("_fc.", "_conv_head.", "_bn1."))}
-    allowed |= {k for k in unused if k.startswith("_blocks.") and int(k.split(".")[1]) >= len(net._blocks)}
-    unexpected = sorted(unused - allowed)
-    mis_shaped = sorted(
-        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if state[k].shape != expected[k].shape
-    )
-    if missing or unexpected or mis_shaped:
-        parts = describe_key_groups(
-            [("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped)], limit=12
+
+    def unused_ok(k: str) -> bool:  # the classifier head and the blocks this depth does not build
+        return k.startswith(("_fc.", "_conv_head.", "_bn1.")) or (
+            k.startswith("_blocks.") and int(k.split(".")[1]) >= len(net._blocks)
         )
+
+    parts = describe_state_mismatch(expected, state, ignore=unused_ok)
+    if parts:
         raise CheckpointError(f"EfficientNet weights {path} do not fit {net.depth}: " + parts)
     net.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()}, strict=True)
     logger.info("loaded EfficientNet-Lite0 weights from %s (%d tensors)", path, len(expected))

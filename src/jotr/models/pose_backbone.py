@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jotr.errors import CheckpointError, describe_key_groups
+from jotr.errors import CheckpointError, describe_state_mismatch
 from jotr.models import movenet
 from jotr.models.movenet import BLOCKS, STEM_CHANNELS, TOP_CHANNELS, SameConv, mobilenet_blocks
 
@@ -130,17 +130,8 @@ def load_pose_backbone_weights(net: MoveNetBackbone, path: str | Path | None = N
         )
     state = movenet.read_weights(path)
     expected = {file_key(k): v for k, v in net.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(k for k in set(state) - set(expected) if not _detector_only(k, len(net.blocks)))
-    mis_shaped = sorted(
-        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if state[k].shape != expected[k].shape
-    )
-    if missing or unexpected or mis_shaped:
-        parts = describe_key_groups(
-            [("missing", missing), ("unexpected", unexpected), ("shape mismatch", mis_shaped)], limit=12
-        )
+    parts = describe_state_mismatch(expected, state, ignore=lambda k: _detector_only(k, len(net.blocks)))
+    if parts:
         raise CheckpointError(f"MoveNet weights {path} do not fit the MoveNet backbone: " + parts)
     net.load_state_dict({k: state[file_key(k)].to(v.dtype) for k, v in net.state_dict().items()}, strict=True)
     logger.info("loaded MoveNet backbone weights from %s (%d tensors)", path, len(expected))
