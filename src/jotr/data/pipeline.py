@@ -88,7 +88,7 @@ class SamplePipeline:
         self.train = train
         self.aug = cfg.data.augment
         self.input_size = int(cfg.model.input_size)
-        self.uses_image = bool(getattr(cfg.model, "uses_image", True))
+        self.uses_image = cfg.model.uses_image
         self.hm_size = int(cfg.model.heatmap_size)
         self.bbox_3d_size = float(cfg.model.bbox_3d_size)
         self.body_models = dict(body_models or {})
